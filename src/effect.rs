@@ -1,0 +1,60 @@
+//! `Effect`: what should happen next, as data. `state::update` returns these; the app loop
+//! carries them out, so the loop's logic stays free of I/O and testable.
+
+use crate::event::{Notice, RunKey};
+use crate::report::{RunFinished, RunStarted};
+use crate::state::Trigger;
+
+/// Which signal to send to a run's process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// Ask politely (SIGTERM).
+    Term,
+    /// Insist (SIGKILL).
+    Kill,
+}
+
+/// Something for the sinks (headless printer, later the store and the TUI log).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// A run started.
+    RunStarted(RunStarted),
+    /// A run ended and its group is gone.
+    RunFinished(RunFinished),
+    /// A chunk of a run's output.
+    Output {
+        /// The run's id.
+        run_id: String,
+        /// Which stream it came from.
+        stream: crate::event::Stream,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// A message for the user.
+    Notice(Notice),
+}
+
+/// What should happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Start a run of job `job` (an index into `State::jobs`).
+    StartRun {
+        /// The key the run will be known by.
+        key: RunKey,
+        /// Which job.
+        job: usize,
+        /// Why it runs.
+        trigger: Trigger,
+    },
+    /// Send a signal to a run's whole process group.
+    Signal {
+        /// Which run.
+        key: RunKey,
+        /// Which signal.
+        signal: StopSignal,
+    },
+    /// Tell the sinks.
+    Report(Report),
+    /// Leave the loop with this exit code.
+    Exit(u8),
+}

@@ -1,0 +1,156 @@
+//! `Event`: what happened. Every source (watcher, runner, signals) turns the world into these and
+//! sends them on the one channel; `state::update` is the only thing that acts on them.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Identifies one run within this looptop process (the durable id is `RunSpawned::run_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunKey(pub u64);
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// The job's standard output.
+    Stdout,
+    /// The job's standard error.
+    Stderr,
+}
+
+/// How the run's main process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExitStatus {
+    /// The exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal number, when a signal ended it.
+    pub signal: Option<i32>,
+}
+
+/// User and system CPU time of a run's whole process tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuTime {
+    /// Time in user mode.
+    pub user: Duration,
+    /// Time in the kernel on the tree's behalf.
+    pub sys: Duration,
+}
+
+impl std::ops::AddAssign for CpuTime {
+    fn add_assign(&mut self, other: Self) {
+        self.user += other.user;
+        self.sys += other.sys;
+    }
+}
+
+/// How loud a notice is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Worth knowing.
+    Info,
+    /// Something is degraded; looptop carries on.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// A message for the user from a source or from the loop itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Notice {
+    /// How loud.
+    pub level: Level,
+    /// What to tell the user, including what to do.
+    pub message: String,
+}
+
+impl Notice {
+    /// An informational notice.
+    pub fn info(message: impl Into<String>) -> Self {
+        Self {
+            level: Level::Info,
+            message: message.into(),
+        }
+    }
+    /// A warning.
+    pub fn warn(message: impl Into<String>) -> Self {
+        Self {
+            level: Level::Warn,
+            message: message.into(),
+        }
+    }
+    /// An error.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            level: Level::Error,
+            message: message.into(),
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Watched files changed; paths are relative to the project root.
+    FilesChanged {
+        /// The changed paths (already filtered by the ignore rules).
+        paths: Vec<PathBuf>,
+        /// The watcher lost events (queue overflow): unknown files changed.
+        rescan: bool,
+        /// When the watcher saw them.
+        at: Instant,
+    },
+    /// A run's process was started.
+    RunSpawned {
+        /// Which run.
+        key: RunKey,
+        /// Its durable, time-ordered id.
+        run_id: String,
+        /// Its main process (also its process group and session id).
+        pid: u32,
+        /// When it was spawned (monotonic).
+        at: Instant,
+        /// When it was spawned (wall clock).
+        wall: SystemTime,
+        /// Where its full output is written, if anywhere.
+        log: Option<PathBuf>,
+    },
+    /// A run could not be started.
+    SpawnFailed {
+        /// Which run.
+        key: RunKey,
+        /// Why, for the user.
+        error: String,
+    },
+    /// A chunk of a run's output.
+    RunOutput {
+        /// Which run.
+        key: RunKey,
+        /// Which stream.
+        stream: Stream,
+        /// The bytes, as the job wrote them.
+        bytes: Vec<u8>,
+    },
+    /// A run's main process exited (others in its group may remain).
+    RunExited {
+        /// Which run.
+        key: RunKey,
+        /// How it ended.
+        status: ExitStatus,
+        /// When it was reaped.
+        at: Instant,
+    },
+    /// A run's whole process group is gone: the run is over.
+    RunReaped {
+        /// Which run.
+        key: RunKey,
+        /// CPU time of every process of the run that was reaped.
+        cpu: CpuTime,
+    },
+    /// The user asked looptop to quit (Ctrl-C, SIGTERM, SIGHUP).
+    Interrupt,
+    /// Time passed; deadlines may be due.
+    Tick,
+    /// A source has something to tell the user.
+    Notice(Notice),
+}

@@ -1,0 +1,209 @@
+//! The headless sink: prints reports for `looptop run`. Human mode streams the job's output
+//! as it came (colors kept) with one status line per run start and end on stderr; `--json` mode
+//! prints one JSON object per line on stdout and the job's output on stderr. Binary output is
+//! not sprayed onto the terminal: it is noticed, suppressed, and left in the run's log.
+
+use std::collections::HashSet;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::effect::Report;
+use crate::event::{Level, Stream};
+use crate::report::{json_line, Outcome, RunFinished, RunStarted};
+use crate::state::update::describe_trigger;
+use crate::state::Trigger;
+
+/// Prints reports.
+#[derive(Debug)]
+pub struct Printer {
+    json: bool,
+    color: bool,
+    root: PathBuf,
+    binary_runs: HashSet<String>,
+    /// Whether the terminal's cursor is at the start of a line (after the job's output).
+    at_line_start: bool,
+}
+
+impl Printer {
+    /// A printer; `root` shortens the paths it shows.
+    pub fn new(json: bool, color: bool, root: PathBuf) -> Self {
+        Self {
+            json,
+            color,
+            root,
+            binary_runs: HashSet::new(),
+            at_line_start: true,
+        }
+    }
+
+    /// Prints one report. Output errors (a closed pipe) are ignored: the loop goes on.
+    pub fn report(&mut self, report: &Report) {
+        if let Report::Output { run_id, stream, bytes } = report {
+            self.output(run_id, *stream, bytes);
+            return;
+        }
+        if self.json {
+            if let Some(line) = json_line(report) {
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            return;
+        }
+        let line = match report {
+            Report::RunStarted(started) => self.started_line(started),
+            Report::RunFinished(finished) => self.finished_line(finished),
+            Report::Notice(notice) => {
+                let (label, color) = match notice.level {
+                    Level::Info => ("", DIM),
+                    Level::Warn => ("warning: ", YELLOW),
+                    Level::Error => ("error: ", RED),
+                };
+                self.paint(color, &format!("[looptop] {label}{}", notice.message))
+            }
+            Report::Output { .. } => return,
+        };
+        self.status(&line);
+    }
+
+    fn status(&mut self, line: &str) {
+        let mut err = io::stderr().lock();
+        if !self.at_line_start {
+            let _ = writeln!(err);
+            self.at_line_start = true;
+        }
+        let _ = writeln!(err, "{line}");
+    }
+
+    fn output(&mut self, run_id: &str, stream: Stream, bytes: &[u8]) {
+        if bytes.is_empty() || self.binary_runs.contains(run_id) {
+            return;
+        }
+        if looks_binary(bytes) {
+            self.binary_runs.insert(run_id.to_string());
+            let log = self.root.join(".looptop").join("logs").join(format!("{run_id}.log"));
+            let message = format!(
+                "[looptop] the job is writing binary output: not shown here; the whole output is in {}",
+                self.relative(&log).display()
+            );
+            let line = self.paint(YELLOW, &message);
+            self.status(&line);
+            return;
+        }
+        let result = if self.json || stream == Stream::Stderr {
+            let mut err = io::stderr().lock();
+            err.write_all(bytes).and_then(|()| err.flush())
+        } else {
+            let mut out = io::stdout().lock();
+            out.write_all(bytes).and_then(|()| out.flush())
+        };
+        if result.is_ok() {
+            self.at_line_start = bytes.ends_with(b"\n");
+        }
+    }
+
+    fn started_line(&self, started: &RunStarted) -> String {
+        let trigger = Trigger {
+            paths: started.trigger.iter().map(PathBuf::from).collect(),
+            ..Trigger::default()
+        };
+        let why = describe_trigger(&trigger);
+        self.paint(
+            CYAN,
+            &format!("[looptop] ▶ {} · {why} · {}", started.job, started.command),
+        )
+    }
+
+    fn finished_line(&self, finished: &RunFinished) -> String {
+        let took = format_duration_ms(finished.duration_ms);
+        let cpu = format!(
+            "cpu {} user + {} sys",
+            format_duration_ms(finished.cpu_user_ms),
+            format_duration_ms(finished.cpu_sys_ms)
+        );
+        let signal = finished.signal.as_deref().unwrap_or("a signal");
+        let (color, what) = match finished.outcome {
+            Outcome::Pass => (GREEN, format!("✔ {} passed in {took}", finished.job)),
+            Outcome::Fail => (
+                RED,
+                format!(
+                    "✘ {} failed (exit {}) in {took}",
+                    finished.job,
+                    finished.exit_code.unwrap_or(-1)
+                ),
+            ),
+            Outcome::Killed => (YELLOW, format!("■ {} stopped ({signal}) after {took}", finished.job)),
+            Outcome::Timeout => (YELLOW, format!("⏱ {} timed out after {took}", finished.job)),
+        };
+        let log = finished
+            .log
+            .as_deref()
+            .map(|p| format!(" · log {}", self.relative(p).display()))
+            .unwrap_or_default();
+        self.paint(color, &format!("[looptop] {what} · {cpu}{log}"))
+    }
+
+    fn relative<'a>(&self, path: &'a Path) -> &'a Path {
+        path.strip_prefix(&self.root).unwrap_or(path)
+    }
+
+    fn paint(&self, color: &str, text: &str) -> String {
+        if self.color {
+            format!("{color}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+const RESET: &str = "\x1b[0m";
+const DIM: &str = "\x1b[2m";
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const CYAN: &str = "\x1b[36m";
+
+/// Whether a chunk of output is binary rather than text: any NUL, or many control bytes other
+/// than the whitespace and escape sequences that text and colored output use.
+pub fn looks_binary(bytes: &[u8]) -> bool {
+    if bytes.contains(&0) {
+        return true;
+    }
+    let controls = bytes
+        .iter()
+        .filter(|&&b| (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x1b | 0x08 | 0x07 | 0x0c)) || b == 0x7f)
+        .count();
+    controls * 10 > bytes.len()
+}
+
+/// "850.2 ms", "1.234 s", "2 min 3.4 s".
+pub fn format_duration_ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 60_000.0 {
+        format!("{:.3} s", ms / 1000.0)
+    } else {
+        let minutes = (ms / 60_000.0).floor();
+        format!("{minutes:.0} min {:.1} s", (ms - minutes * 60_000.0) / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_colors_are_not_binary() {
+        assert!(!looks_binary(b"\x1b[32mPASSED\x1b[0m tests/test_a.py\r\n\tok\n"));
+        assert!(!looks_binary("ünïcödé ✔\n".as_bytes()));
+        assert!(looks_binary(b"PK\x03\x04\x00\x00"));
+        assert!(looks_binary(&[1, 2, 3, 4, 5, b'a', b'b']));
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(format_duration_ms(850.25), "850.2 ms");
+        assert_eq!(format_duration_ms(1234.5), "1.234 s");
+        assert_eq!(format_duration_ms(123_400.0), "2 min 3.4 s");
+    }
+}

@@ -1,0 +1,18 @@
+//! looptop watches a project, reruns the targeted step when files change, and times every loop.
+//!
+//! Data flows one way. Sources (`sources::watcher`, `sources::runner`, signal handling in `app`)
+//! send typed `event::Event`s on one channel. `state::update` is a pure function of the state,
+//! an event and the time; it returns `effect::Effect`s, which `app::run_loop` carries out:
+//! starting and signalling runs, and handing `effect::Report`s to a sink (`headless::Printer`
+//! for `looptop run`). Configuration (`config`) is read and checked before the loop starts.
+
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod effect;
+pub mod event;
+pub mod headless;
+pub mod report;
+pub mod sources;
+pub mod state;

@@ -1,0 +1,171 @@
+//! The facts looptop reports about runs, and their one JSON shape. `run_finished` gains fields
+//! in later parts (samples, verdicts): add them to `RunFinished`, nowhere else.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::{Serialize, Serializer};
+
+use crate::effect::Report;
+use crate::event::Notice;
+
+/// How a run ended, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Exit code 0.
+    Pass,
+    /// A non-zero exit code.
+    Fail,
+    /// Ended by a signal: stopped for a restart or quit, or killed from outside.
+    Killed,
+    /// Stopped because it ran past its timeout.
+    Timeout,
+}
+
+/// A run started.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunStarted {
+    /// Durable, time-ordered run id.
+    pub run_id: String,
+    /// The job's name.
+    pub job: String,
+    /// The command, as a shell would show it.
+    pub command: String,
+    /// Changed paths (relative to the project root) that caused this run; empty for the first.
+    pub trigger: Vec<String>,
+    /// When it started.
+    #[serde(serialize_with = "rfc3339")]
+    pub ts: SystemTime,
+    /// The main process id (also the process group id).
+    pub pid: u32,
+    /// Where the full output goes.
+    pub log: Option<PathBuf>,
+}
+
+/// A run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunFinished {
+    /// Durable, time-ordered run id.
+    pub run_id: String,
+    /// The job's name.
+    pub job: String,
+    /// The command, as a shell would show it.
+    pub command: String,
+    /// Changed paths that caused this run.
+    pub trigger: Vec<String>,
+    /// When it started.
+    #[serde(serialize_with = "rfc3339")]
+    pub ts: SystemTime,
+    /// The main process's exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the main process, if one did ("SIGTERM").
+    pub signal: Option<String>,
+    /// Wall time from spawn to the main process's exit, monotonic, in milliseconds.
+    pub duration_ms: f64,
+    /// User CPU time of the whole process tree, in milliseconds.
+    pub cpu_user_ms: f64,
+    /// System CPU time of the whole process tree, in milliseconds.
+    pub cpu_sys_ms: f64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Where the full output went.
+    pub log: Option<PathBuf>,
+}
+
+impl RunFinished {
+    /// The exit code `looptop run --once` passes on: the job's own, 128+N for signal N (as a
+    /// shell reports it), 124 for a timeout (as timeout(1) does).
+    pub fn process_exit_code(&self) -> u8 {
+        match (self.outcome, self.exit_code) {
+            (Outcome::Timeout, _) => 124,
+            (_, Some(code)) => u8::try_from(code.clamp(0, 255)).unwrap_or(1),
+            _ => {
+                let number = self.signal.as_deref().and_then(signal_number).unwrap_or(0);
+                u8::try_from(128 + number).unwrap_or(255)
+            }
+        }
+    }
+}
+
+/// The conventional name of signal `number` ("SIGTERM"), or "SIG<number>".
+pub fn signal_name(number: i32) -> String {
+    nix::sys::signal::Signal::try_from(number).map_or_else(|_| format!("SIG{number}"), |s| s.as_str().to_string())
+}
+
+fn signal_number(name: &str) -> Option<i32> {
+    name.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
+}
+
+fn rfc3339<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&humantime::format_rfc3339_millis(*time))
+}
+
+#[derive(Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum JsonLine<'a> {
+    RunStarted(&'a RunStarted),
+    RunFinished(&'a RunFinished),
+    Notice(&'a Notice),
+}
+
+/// The report as one line of JSON (without the newline); `None` for raw output, which is not
+/// part of the JSON stream.
+pub fn json_line(report: &Report) -> Option<String> {
+    let line = match report {
+        Report::RunStarted(started) => JsonLine::RunStarted(started),
+        Report::RunFinished(finished) => JsonLine::RunFinished(finished),
+        Report::Notice(notice) => JsonLine::Notice(notice),
+        Report::Output { .. } => return None,
+    };
+    serde_json::to_string(&line).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn finished(outcome: Outcome, exit_code: Option<i32>, signal: Option<&str>) -> RunFinished {
+        RunFinished {
+            run_id: "r1".into(),
+            job: "test".into(),
+            command: "pytest".into(),
+            trigger: vec!["src/a.py".into()],
+            ts: SystemTime::UNIX_EPOCH + Duration::from_millis(1_500),
+            exit_code,
+            signal: signal.map(str::to_string),
+            duration_ms: 1234.5,
+            cpu_user_ms: 10.0,
+            cpu_sys_ms: 2.0,
+            outcome,
+            log: None,
+        }
+    }
+
+    #[test]
+    fn run_finished_json_has_the_documented_shape() {
+        let line = json_line(&Report::RunFinished(finished(Outcome::Pass, Some(0), None))).expect("json");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("parses");
+        assert_eq!(value["event"], "run_finished");
+        assert_eq!(value["outcome"], "pass");
+        assert_eq!(value["duration_ms"], 1234.5);
+        assert_eq!(value["signal"], serde_json::Value::Null);
+        assert_eq!(value["ts"], "1970-01-01T00:00:01.500Z");
+        assert_eq!(value["trigger"][0], "src/a.py");
+    }
+
+    #[test]
+    fn exit_codes_follow_shell_conventions() {
+        assert_eq!(finished(Outcome::Fail, Some(3), None).process_exit_code(), 3);
+        assert_eq!(
+            finished(Outcome::Killed, None, Some("SIGKILL")).process_exit_code(),
+            137
+        );
+        assert_eq!(
+            finished(Outcome::Timeout, None, Some("SIGTERM")).process_exit_code(),
+            124
+        );
+        assert_eq!(signal_name(15), "SIGTERM");
+    }
+}

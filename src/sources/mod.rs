@@ -1,0 +1,5 @@
+//! Sources: each turns part of the world into `Event`s on the loop's channel.
+
+pub mod ignore_rules;
+pub mod runner;
+pub mod watcher;

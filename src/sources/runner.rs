@@ -1,0 +1,361 @@
+//! The runner: starts each run in a session and process group of its own, streams its output
+//! (to the loop, bounded, and in full to `.looptop/logs/<run id>.log`), signals the whole group
+//! to stop it, and reaps every process of the group with wait4 so that the run's CPU time covers
+//! its whole tree. A run is over when its group is empty, not when the shell exits.
+//!
+//! looptop makes itself a child subreaper at start, so a job's orphaned grandchildren are
+//! reparented to looptop instead of init: they are reaped here and their CPU time counted.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::sync::mpsc;
+
+use crate::config::{JobCommand, JobSpec};
+use crate::effect::StopSignal;
+use crate::event::{CpuTime, Event, ExitStatus, RunKey, Stream};
+use crate::state::Trigger;
+
+/// Bytes read from a pipe at a time; with the loop's bounded channel this bounds the memory a
+/// flood of output can take.
+pub const CHUNK_BYTES: usize = 16 * 1024;
+/// How long a finished run waits for its output to drain (a process that escaped the group may
+/// hold the pipe open forever).
+const DRAIN_WAIT: Duration = Duration::from_millis(500);
+/// Logs kept in `.looptop/logs`; older ones are removed at start.
+pub const LOGS_KEPT: usize = 500;
+
+/// Makes looptop the reaper of its descendants' orphans (Linux `PR_SET_CHILD_SUBREAPER`).
+pub fn become_subreaper() -> std::io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(std::io::Error::from)
+}
+
+/// Starts and stops runs.
+#[derive(Debug)]
+pub struct Runner {
+    tx: mpsc::Sender<Event>,
+    log_dir: Option<PathBuf>,
+    force_color: bool,
+    groups: HashMap<RunKey, Pid>,
+}
+
+impl Runner {
+    /// A runner that reports to `tx` and writes logs into `log_dir` (if given).
+    /// `force_color` asks jobs for colored output even though they write to a pipe.
+    pub fn new(tx: mpsc::Sender<Event>, log_dir: Option<PathBuf>, force_color: bool) -> Self {
+        Self {
+            tx,
+            log_dir,
+            force_color,
+            groups: HashMap::new(),
+        }
+    }
+
+    /// Starts a run; returns `RunSpawned` or `SpawnFailed` for the loop to apply.
+    pub fn start(&mut self, key: RunKey, job: &JobSpec, trigger: &Trigger) -> Event {
+        let run_id = uuid::Uuid::now_v7().to_string();
+        let (log_path, log_file) = match self.open_log(&run_id) {
+            Some((path, file)) => (Some(path), Some(Arc::new(file))),
+            None => (None, None),
+        };
+        let mut command = self.command(job, &run_id, trigger);
+        let wall = SystemTime::now();
+        let at = Instant::now();
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                if let Some(path) = &log_path {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Event::SpawnFailed {
+                    key,
+                    error: e.to_string(),
+                };
+            }
+        };
+        let pid = child.id();
+        let pgid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
+        self.groups.insert(key, pgid);
+        let (done_tx, done_rx) = std_mpsc::channel::<()>();
+        if let Some(out) = child.stdout.take() {
+            self.pump(key, Stream::Stdout, out, log_file.clone(), done_tx.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            self.pump(key, Stream::Stderr, err, log_file, done_tx);
+        }
+        let tx = self.tx.clone();
+        // The child handle is dropped without waiting: the reaper below waits for the whole group.
+        drop(child);
+        let reaper = std::thread::Builder::new()
+            .name(format!("looptop-reap-{pid}"))
+            .spawn(move || reap_group(key, pgid, tx, &done_rx));
+        if let Err(e) = reaper {
+            let _ = killpg(pgid, Signal::SIGKILL);
+            return Event::SpawnFailed {
+                key,
+                error: format!("cannot start a thread to wait for it: {e}"),
+            };
+        }
+        Event::RunSpawned {
+            key,
+            run_id,
+            pid,
+            at,
+            wall,
+            log: log_path,
+        }
+    }
+
+    /// Sends `signal` to every process of the run's group.
+    pub fn signal(&self, key: RunKey, signal: StopSignal) {
+        let Some(&pgid) = self.groups.get(&key) else { return };
+        let signal = match signal {
+            StopSignal::Term => Signal::SIGTERM,
+            StopSignal::Kill => Signal::SIGKILL,
+        };
+        match killpg(pgid, signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => log::warn!("cannot send {signal} to process group {pgid}: {e}"),
+        }
+    }
+
+    /// Forgets a run whose group is gone.
+    pub fn forget(&mut self, key: RunKey) {
+        self.groups.remove(&key);
+    }
+
+    fn command(&self, job: &JobSpec, run_id: &str, trigger: &Trigger) -> Command {
+        let mut command = match &job.command {
+            JobCommand::Shell(line) => {
+                let mut c = Command::new("sh");
+                c.arg("-c").arg(line);
+                c
+            }
+            JobCommand::Argv(argv) => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+        };
+        // Output goes to a pipe: ask common tools to stream and keep colors anyway.
+        command.env("PYTHONUNBUFFERED", "1");
+        if self.force_color {
+            for (key, value) in [
+                ("FORCE_COLOR", "1"),
+                ("CLICOLOR_FORCE", "1"),
+                ("PY_COLORS", "1"),
+                ("CARGO_TERM_COLOR", "always"),
+            ] {
+                command.env(key, value);
+            }
+        }
+        let trigger_list = trigger.path_strings().join("\n");
+        command
+            .envs(&job.env)
+            .env("LOOPTOP_RUN_ID", run_id)
+            .env("LOOPTOP_JOB", &job.name)
+            .env("LOOPTOP_TRIGGER", trigger_list)
+            .current_dir(&job.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        }
+        command
+    }
+
+    fn open_log(&self, run_id: &str) -> Option<(PathBuf, File)> {
+        let dir = self.log_dir.as_ref()?;
+        let path = dir.join(format!("{run_id}.log"));
+        match File::options().create(true).append(true).open(&path) {
+            Ok(file) => Some((path, file)),
+            Err(e) => {
+                log::warn!("cannot write {}: {e}", path.display());
+                None
+            }
+        }
+    }
+
+    fn pump(
+        &self,
+        key: RunKey,
+        stream: Stream,
+        mut pipe: impl Read + Send + 'static,
+        log: Option<Arc<File>>,
+        done: std_mpsc::Sender<()>,
+    ) {
+        let tx = self.tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("looptop-output".into())
+            .spawn(move || {
+                let _done = done;
+                let mut log = log;
+                let mut buffer = vec![0u8; CHUNK_BYTES];
+                loop {
+                    let n = match pipe.read(&mut buffer) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                    };
+                    let chunk = &buffer[..n];
+                    if let Some(file) = log.as_deref() {
+                        let mut file: &File = file;
+                        if let Err(e) = file.write_all(chunk) {
+                            log::warn!("run log: {e}; the rest of this run's output is not logged");
+                            log = None;
+                        }
+                    }
+                    // When the loop is gone nobody reads; keep draining so the job never blocks.
+                    let _ = tx.blocking_send(Event::RunOutput {
+                        key,
+                        stream,
+                        bytes: chunk.to_vec(),
+                    });
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("cannot read the job's {stream:?}: {e}");
+        }
+    }
+}
+
+/// Prepares `.looptop/logs` under `root` (ignored by git) and trims it to `LOGS_KEPT` files.
+pub fn prepare_log_dir(root: &Path) -> std::io::Result<PathBuf> {
+    let data = root.join(".looptop");
+    let logs = data.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let gitignore = data.join(".gitignore");
+    if !gitignore.exists() {
+        std::fs::write(&gitignore, "# looptop's run logs and history\n*\n")?;
+    }
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&logs)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    if names.len() > LOGS_KEPT {
+        // Run ids are UUIDv7: their names sort by start time.
+        names.sort();
+        for old in &names[..names.len() - LOGS_KEPT] {
+            let _ = std::fs::remove_file(old);
+        }
+    }
+    Ok(logs)
+}
+
+/// Waits for every process of the group (children of looptop: the main process and reparented
+/// orphans), adding up their CPU time, until the group is empty.
+fn reap_group(key: RunKey, pgid: Pid, tx: mpsc::Sender<Event>, output_done: &std_mpsc::Receiver<()>) {
+    let leader = pgid.as_raw();
+    let mut cpu = CpuTime::default();
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: rusage is plain data; wait4 fills it in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointers to locals; -pgid waits for any child in that process group.
+        let pid = unsafe { libc::wait4(-leader, &mut status, 0, &mut usage) };
+        if pid > 0 {
+            cpu += cpu_time(&usage);
+            if pid == leader {
+                let status = decode_status(status);
+                let _ = tx.blocking_send(Event::RunExited {
+                    key,
+                    status,
+                    at: Instant::now(),
+                });
+            }
+            continue;
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            // No child of ours is left in the group; members that are not our children (their
+            // parent left the group) still keep the run going until they are gone.
+            Errno::ECHILD if group_alive(pgid) => std::thread::sleep(Duration::from_millis(5)),
+            _ => break,
+        }
+    }
+    // Let the output threads pass on the last bytes before the run is reported finished.
+    let _ = output_done.recv_timeout(DRAIN_WAIT);
+    let _ = tx.blocking_send(Event::RunReaped { key, cpu });
+}
+
+fn group_alive(pgid: Pid) -> bool {
+    !matches!(killpg(pgid, None), Err(Errno::ESRCH))
+}
+
+fn cpu_time(usage: &libc::rusage) -> CpuTime {
+    let time = |t: libc::timeval| {
+        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
+    CpuTime {
+        user: time(usage.ru_utime),
+        sys: time(usage.ru_stime),
+    }
+}
+
+fn decode_status(status: libc::c_int) -> ExitStatus {
+    if libc::WIFEXITED(status) {
+        ExitStatus {
+            code: Some(libc::WEXITSTATUS(status)),
+            signal: None,
+        }
+    } else if libc::WIFSIGNALED(status) {
+        ExitStatus {
+            code: None,
+            signal: Some(libc::WTERMSIG(status)),
+        }
+    } else {
+        ExitStatus::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_exit_codes_and_signals() {
+        assert_eq!(
+            decode_status(3 << 8),
+            ExitStatus {
+                code: Some(3),
+                signal: None
+            }
+        );
+        assert_eq!(
+            decode_status(9),
+            ExitStatus {
+                code: None,
+                signal: Some(9)
+            }
+        );
+    }
+
+    #[test]
+    fn log_dir_is_created_ignored_and_trimmed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = prepare_log_dir(dir.path()).expect("prepare");
+        assert!(dir.path().join(".looptop/.gitignore").is_file());
+        for i in 0..LOGS_KEPT + 3 {
+            std::fs::write(logs.join(format!("{i:05}.log")), "x").expect("write");
+        }
+        prepare_log_dir(dir.path()).expect("prepare again");
+        let left = std::fs::read_dir(&logs).expect("read").count();
+        assert_eq!(left, LOGS_KEPT);
+        assert!(!logs.join("00000.log").exists(), "the oldest logs go first");
+    }
+}

@@ -1,0 +1,304 @@
+//! The file watcher: walks the project once (never entering ignored directories), watches each
+//! kept directory non-recursively with inotify, adds directories as they appear, filters events
+//! through the ignore rules and sends `Event::FilesChanged` batches. When the inotify watch limit
+//! is hit it says so, with the sysctl line to raise it, and polls the directories left over.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
+use notify::{EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher as _};
+use tokio::sync::mpsc;
+
+use super::ignore_rules::IgnoreRules;
+use crate::config::WatchSettings;
+use crate::event::{Event, Notice};
+
+/// How often directories are scanned when polling.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+const WATCHES_LIMIT_FILE: &str = "/proc/sys/fs/inotify/max_user_watches";
+
+type RawEvent = notify::Result<notify::Event>;
+
+/// Starts watching in a thread of its own; events go to `tx` until it closes.
+pub fn spawn(root: PathBuf, settings: &WatchSettings, tx: mpsc::Sender<Event>) -> std::io::Result<()> {
+    let settings = settings.clone();
+    std::thread::Builder::new()
+        .name("looptop-watcher".into())
+        .spawn(move || {
+            let (raw_tx, raw_rx) = std_mpsc::channel();
+            let mut watch = WatchSet::new(root, &settings, raw_tx, tx);
+            for path in &settings.paths {
+                watch.add_tree(path, None);
+            }
+            watch.forward(&raw_rx);
+        })
+        .map(|_| ())
+}
+
+/// The watches and the rules that pick them.
+struct WatchSet {
+    root: PathBuf,
+    rules: IgnoreRules,
+    inotify: Option<RecommendedWatcher>,
+    poller: Option<PollWatcher>,
+    raw_tx: std_mpsc::Sender<RawEvent>,
+    tx: mpsc::Sender<Event>,
+    watched: usize,
+    polled: usize,
+}
+
+impl WatchSet {
+    fn new(
+        root: PathBuf,
+        settings: &WatchSettings,
+        raw_tx: std_mpsc::Sender<RawEvent>,
+        tx: mpsc::Sender<Event>,
+    ) -> Self {
+        let rules = IgnoreRules::new(&root, &settings.ignore);
+        let mut set = Self {
+            root,
+            rules,
+            inotify: None,
+            poller: None,
+            raw_tx,
+            tx,
+            watched: 0,
+            polled: 0,
+        };
+        for warning in std::mem::take(&mut set.rules.warnings) {
+            set.notice(Notice::warn(format!("ignore rules: {warning}")));
+        }
+        if settings.poll {
+            set.notice(Notice::info(format!(
+                "polling for changes every {} ms ([watch] poll = true)",
+                POLL_INTERVAL.as_millis()
+            )));
+        } else {
+            match notify::recommended_watcher(set.raw_tx.clone()) {
+                Ok(watcher) => set.inotify = Some(watcher),
+                Err(e) => set.notice(Notice::warn(format!(
+                    "cannot use inotify ({e}); polling every {} ms instead. If it says too many instances, raise \
+                     fs.inotify.max_user_instances (now {}): sudo sysctl fs.inotify.max_user_instances=1024",
+                    POLL_INTERVAL.as_millis(),
+                    read_limit("/proc/sys/fs/inotify/max_user_instances")
+                ))),
+            }
+        }
+        set
+    }
+
+    fn notice(&self, notice: Notice) {
+        let _ = self.tx.blocking_send(Event::Notice(notice));
+    }
+
+    /// Watches `dir` and every directory under it that is not ignored; files found on the way
+    /// are added to `found` (for directories that appeared after start, whose files may have
+    /// been written before the watch existed).
+    fn add_tree(&mut self, dir: &Path, mut found: Option<&mut Vec<PathBuf>>) {
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            self.rules.load_dir(&dir);
+            self.add_watch(&dir);
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else { continue };
+                if self.rules.is_ignored(&path, kind.is_dir()) {
+                    continue;
+                }
+                if kind.is_dir() {
+                    stack.push(path);
+                } else if let Some(found) = found.as_deref_mut() {
+                    found.push(path);
+                }
+            }
+        }
+    }
+
+    fn add_watch(&mut self, dir: &Path) {
+        if let Some(inotify) = self.inotify.as_mut() {
+            match inotify.watch(dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.watched += 1;
+                    return;
+                }
+                Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                    self.notice(Notice::warn(watch_limit_message(self.watched)));
+                    // Every later watch would fail the same way: poll from here on.
+                    self.inotify = None;
+                }
+                Err(e) => {
+                    self.notice(Notice::warn(format!("cannot watch {}: {e}", dir.display())));
+                    return;
+                }
+            }
+        }
+        if self.poller.is_none() {
+            let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
+            match PollWatcher::new(self.raw_tx.clone(), config) {
+                Ok(poller) => self.poller = Some(poller),
+                Err(e) => {
+                    self.notice(Notice::error(format!(
+                        "cannot poll for changes either ({e}): {} is not watched",
+                        dir.display()
+                    )));
+                    return;
+                }
+            }
+        }
+        if let Some(poller) = self.poller.as_mut() {
+            match poller.watch(dir, RecursiveMode::NonRecursive) {
+                Ok(()) => self.polled += 1,
+                Err(e) => self.notice(Notice::warn(format!("cannot poll {}: {e}", dir.display()))),
+            }
+        }
+    }
+
+    /// Turns raw notify events into batches of changed paths until the loop goes away.
+    fn forward(&mut self, raw_rx: &std_mpsc::Receiver<RawEvent>) {
+        while let Ok(first) = raw_rx.recv() {
+            let at = Instant::now();
+            let mut paths = Vec::new();
+            let mut rescan = false;
+            for raw in std::iter::once(first).chain(raw_rx.try_iter()) {
+                match raw {
+                    Ok(event) => {
+                        rescan |= event.need_rescan();
+                        self.collect(event, &mut paths);
+                    }
+                    Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                        self.notice(Notice::warn(watch_limit_message(self.watched)));
+                    }
+                    Err(e) => self.notice(Notice::warn(format!("file watcher: {e}"))),
+                }
+            }
+            if paths.is_empty() && !rescan {
+                continue;
+            }
+            let paths = paths
+                .into_iter()
+                .map(|p| p.strip_prefix(&self.root).map(Path::to_path_buf).unwrap_or(p))
+                .collect();
+            if self
+                .tx
+                .blocking_send(Event::FilesChanged { paths, rescan, at })
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    fn collect(&mut self, event: notify::Event, paths: &mut Vec<PathBuf>) {
+        if !counts_as_change(&event.kind) {
+            return;
+        }
+        for path in event.paths {
+            let is_dir = path.is_dir();
+            if self.rules.is_ignored(&path, is_dir) {
+                continue;
+            }
+            if IgnoreRules::is_ignore_file(&path) {
+                if let Some(dir) = path.parent() {
+                    self.rules.load_dir(dir);
+                }
+            }
+            let appeared = matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_))
+            );
+            if is_dir && appeared {
+                self.add_tree(&path, Some(paths));
+            }
+            paths.push(path);
+        }
+    }
+}
+
+/// Whether an event kind means content, names or metadata changed (reads do not).
+fn counts_as_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Other => false,
+        EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
+        EventKind::Any | EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
+    }
+}
+
+fn read_limit(file: &str) -> String {
+    std::fs::read_to_string(file).map_or_else(|_| "unknown".to_string(), |s| s.trim().to_string())
+}
+
+/// What to tell the user when inotify runs out of watches.
+fn watch_limit_message(watched: usize) -> String {
+    format!(
+        "inotify watch limit reached after {watched} directories (fs.inotify.max_user_watches = {}): the rest \
+         are polled every {} ms, so their changes show up later. Raise the limit: \
+         sudo sysctl fs.inotify.max_user_watches=524288 (and add that line to /etc/sysctl.d/90-inotify.conf to keep it)",
+        read_limit(WATCHES_LIMIT_FILE),
+        POLL_INTERVAL.as_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_do_not_count_writes_do() {
+        assert!(!counts_as_change(&EventKind::Access(AccessKind::Open(
+            AccessMode::Read
+        ))));
+        assert!(!counts_as_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(counts_as_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(counts_as_change(&EventKind::Modify(ModifyKind::Name(
+            notify::event::RenameMode::To
+        ))));
+        assert!(counts_as_change(&EventKind::Remove(notify::event::RemoveKind::File)));
+        assert!(!counts_as_change(&EventKind::Modify(ModifyKind::Metadata(
+            MetadataKind::AccessTime
+        ))));
+    }
+
+    #[test]
+    fn the_limit_message_says_how_to_raise_it() {
+        let message = watch_limit_message(8192);
+        assert!(message.contains("after 8192 directories"));
+        assert!(message.contains("sudo sysctl fs.inotify.max_user_watches="));
+        assert!(message.contains(&read_limit(WATCHES_LIMIT_FILE)));
+    }
+
+    #[test]
+    fn new_directories_and_their_files_are_picked_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        let (tx, mut rx) = mpsc::channel(64);
+        let settings = crate::config::Config::defaults(root.clone()).watch;
+        spawn(root.clone(), &settings, tx).expect("spawn");
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::create_dir_all(root.join("a/b")).expect("mkdir");
+        std::fs::write(root.join("a/b/c.py"), "x").expect("write");
+        let mut seen = Vec::new();
+        wait_for_path(&mut rx, &mut seen, "a/b/c.py");
+        // A file written after the new directory is watched arrives too.
+        std::fs::write(root.join("a/b/d.py"), "y").expect("write");
+        wait_for_path(&mut rx, &mut seen, "a/b/d.py");
+    }
+
+    fn wait_for_path(rx: &mut mpsc::Receiver<Event>, seen: &mut Vec<PathBuf>, path: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !seen.contains(&PathBuf::from(path)) && Instant::now() < deadline {
+            match rx.try_recv() {
+                Ok(Event::FilesChanged { paths, .. }) => seen.extend(paths),
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        assert!(seen.contains(&PathBuf::from(path)), "waited for {path}, saw {seen:?}");
+    }
+}

@@ -1,0 +1,194 @@
+//! The loop's state: plain data, no handles. `update` is the only code that changes it.
+
+pub mod burst;
+pub mod update;
+
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use crate::config::JobSpec;
+use crate::event::{ExitStatus, RunKey};
+use crate::report::RunFinished;
+pub use burst::{Burst, Coalescing};
+pub use update::{next_wakeup, update};
+
+/// Whether looptop keeps watching or stops after one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Rerun on every batch of changes until told to quit.
+    Watch,
+    /// Run once, then exit with the run's exit code.
+    Once,
+}
+
+/// Why a run is (or was) being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// A change arrived and the job restarts on change.
+    Restart,
+    /// It ran past the job's timeout.
+    Timeout,
+    /// looptop is quitting.
+    Quit,
+    /// The main process exited but others in its group did not.
+    Leftovers,
+}
+
+/// Why a run starts: the changed files (relative to the project root).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trigger {
+    /// Changed paths that matched the job (sorted, at most `burst::MAX_TRIGGER_PATHS`).
+    pub paths: Vec<PathBuf>,
+    /// Further changes that were counted, not kept.
+    pub more: usize,
+    /// The watcher lost events, so unknown files changed.
+    pub rescan: bool,
+}
+
+impl Trigger {
+    /// Adds another trigger's changes to this one.
+    pub fn merge(&mut self, other: Trigger) {
+        for path in other.paths {
+            if let Err(at) = self.paths.binary_search(&path) {
+                if self.paths.len() < burst::MAX_TRIGGER_PATHS {
+                    self.paths.insert(at, path);
+                } else {
+                    self.more += 1;
+                }
+            }
+        }
+        self.more += other.more;
+        self.rescan |= other.rescan;
+    }
+
+    /// The paths as strings, for reports.
+    pub fn path_strings(&self) -> Vec<String> {
+        self.paths.iter().map(|p| p.to_string_lossy().into_owned()).collect()
+    }
+}
+
+/// A run's process, once it exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spawned {
+    /// Durable, time-ordered run id.
+    pub run_id: String,
+    /// Main process id (also process group id).
+    pub pid: u32,
+    /// Spawn time, monotonic.
+    pub at: Instant,
+    /// Spawn time, wall clock.
+    pub wall: SystemTime,
+    /// Where its full output is written.
+    pub log: Option<PathBuf>,
+}
+
+/// The main process's exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// When.
+    pub at: Instant,
+}
+
+/// A stop in progress: SIGTERM at `term_at`, SIGKILL at `kill_at` if the group is still there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stop {
+    /// Why.
+    pub reason: StopReason,
+    /// When the stop was asked for.
+    pub requested_at: Instant,
+    /// When SIGTERM goes to the group.
+    pub term_at: Instant,
+    /// Whether SIGTERM was sent.
+    pub term_sent: bool,
+    /// When SIGKILL goes to the group.
+    pub kill_at: Instant,
+    /// Whether SIGKILL was sent.
+    pub kill_sent: bool,
+}
+
+/// A run that was asked for and whose process group is not yet gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveRun {
+    /// Its key.
+    pub key: RunKey,
+    /// Why it runs.
+    pub trigger: Trigger,
+    /// Its process, once spawned.
+    pub spawned: Option<Spawned>,
+    /// The main process's exit, once it happened.
+    pub exit: Option<Exit>,
+    /// A stop in progress.
+    pub stop: Option<Stop>,
+}
+
+/// One job and its loop.
+#[derive(Debug, Clone)]
+pub struct JobState {
+    /// The job's settings.
+    pub spec: JobSpec,
+    /// The current run, if any.
+    pub active: Option<ActiveRun>,
+    /// Changes waiting for the next run.
+    pub pending: Option<Trigger>,
+    /// The last finished run.
+    pub last: Option<RunFinished>,
+}
+
+/// Everything the loop knows.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// Watch or once.
+    pub mode: Mode,
+    /// How changes are coalesced.
+    pub coalescing: Coalescing,
+    /// The jobs, in config order.
+    pub jobs: Vec<JobState>,
+    /// Changes not yet turned into runs.
+    pub burst: Option<Burst>,
+    /// looptop was asked to quit and is stopping runs.
+    pub quitting: bool,
+    next_key: u64,
+}
+
+impl State {
+    /// A loop over `jobs` with nothing running yet.
+    pub fn new(jobs: Vec<JobSpec>, coalescing: Coalescing, mode: Mode) -> Self {
+        let jobs = jobs
+            .into_iter()
+            .map(|spec| JobState {
+                spec,
+                active: None,
+                pending: None,
+                last: None,
+            })
+            .collect();
+        Self {
+            mode,
+            coalescing,
+            jobs,
+            burst: None,
+            quitting: false,
+            next_key: 0,
+        }
+    }
+
+    /// The job index and run for `key`, if that run is still active.
+    pub fn run_mut(&mut self, key: RunKey) -> Option<(usize, &mut ActiveRun)> {
+        self.jobs
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, job)| job.active.as_mut().filter(|run| run.key == key).map(|run| (i, run)))
+    }
+
+    /// Whether any job has a run whose group is not yet gone.
+    pub fn any_active(&self) -> bool {
+        self.jobs.iter().any(|job| job.active.is_some())
+    }
+
+    fn next_key(&mut self) -> RunKey {
+        self.next_key += 1;
+        RunKey(self.next_key)
+    }
+}

@@ -1,0 +1,671 @@
+//! `update`: the loop as a pure function of (state, event, now). It decides when runs start and
+//! stop (coalescing, `on_change`, timeouts, the SIGTERM-then-SIGKILL grace, quitting) and returns
+//! what should happen as `Effect`s. No I/O, so it is tested with constructed events and times.
+
+use std::time::{Duration, Instant};
+
+use super::{ActiveRun, Burst, Exit, Mode, Spawned, State, Stop, StopReason, Trigger};
+use crate::config::OnChange;
+use crate::effect::{Effect, Report, StopSignal};
+use crate::event::{Event, Notice};
+use crate::report::{signal_name, Outcome, RunFinished, RunStarted};
+
+/// After the main process exits, the rest of its group gets this long to exit by itself before
+/// it is stopped like any run (SIGTERM, grace, SIGKILL): no process of a job outlives its run.
+pub const LEFTOVER_WAIT: Duration = Duration::from_millis(250);
+/// Exit code of `--once` when the command could not be started (as a shell reports it).
+pub const EXIT_SPAWN_FAILED: u8 = 127;
+
+/// Starts a run of every job (looptop's start, unless postponed).
+pub fn start_all(state: &mut State) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for index in 0..state.jobs.len() {
+        start_run(state, index, Trigger::default(), &mut effects);
+    }
+    effects
+}
+
+/// Applies one event at time `now` and returns what should happen next.
+pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    match event {
+        Event::FilesChanged { paths, rescan, at } => {
+            if state.mode == Mode::Watch && !state.quitting {
+                state.burst.get_or_insert_with(|| Burst::new(at)).add(paths, rescan, at);
+            }
+        }
+        Event::RunSpawned {
+            key,
+            run_id,
+            pid,
+            at,
+            wall,
+            log,
+        } => {
+            if let Some((index, run)) = state.run_mut(key) {
+                run.spawned = Some(Spawned {
+                    run_id,
+                    pid,
+                    at,
+                    wall,
+                    log,
+                });
+                let report = run_started(&state.jobs[index], key);
+                effects.extend(report.map(|r| Effect::Report(Report::RunStarted(r))));
+            }
+        }
+        Event::SpawnFailed { key, error } => {
+            if let Some((index, _)) = state.run_mut(key) {
+                let job = &mut state.jobs[index];
+                job.active = None;
+                let message = format!("cannot start job `{}` ({}): {error}", job.spec.name, job.spec.command);
+                effects.push(Effect::Report(Report::Notice(Notice::error(message))));
+                after_run(state, index, EXIT_SPAWN_FAILED, &mut effects);
+            }
+        }
+        Event::RunOutput { key, stream, bytes } => {
+            if let Some((_, run)) = state.run_mut(key) {
+                if let Some(spawned) = &run.spawned {
+                    let run_id = spawned.run_id.clone();
+                    effects.push(Effect::Report(Report::Output { run_id, stream, bytes }));
+                }
+            }
+        }
+        Event::RunExited { key, status, at } => {
+            if let Some((index, _)) = state.run_mut(key) {
+                let job = &mut state.jobs[index];
+                let grace = job.spec.stop_grace;
+                let Some(run) = job.active.as_mut() else { return effects };
+                run.exit = Some(Exit { status, at });
+                if run.stop.is_none() {
+                    let term_at = at + LEFTOVER_WAIT;
+                    run.stop = Some(Stop {
+                        reason: StopReason::Leftovers,
+                        requested_at: at,
+                        term_at,
+                        term_sent: false,
+                        kill_at: term_at + grace,
+                        kill_sent: false,
+                    });
+                }
+            }
+        }
+        Event::RunReaped { key, cpu } => {
+            if let Some((index, _)) = state.run_mut(key) {
+                let job = &mut state.jobs[index];
+                if let Some(finished) = job.active.take().and_then(|run| run_finished(&job.spec, run, cpu, now)) {
+                    let code = finished.process_exit_code();
+                    job.last = Some(finished.clone());
+                    effects.push(Effect::Report(Report::RunFinished(finished)));
+                    after_run(state, index, code, &mut effects);
+                }
+            }
+        }
+        Event::Interrupt => interrupt(state, now, &mut effects),
+        Event::Tick => {}
+        Event::Notice(notice) => effects.push(Effect::Report(Report::Notice(notice))),
+    }
+    advance(state, now, &mut effects);
+    effects
+}
+
+/// The next time `update` must be called with `Event::Tick` even if nothing else happens.
+pub fn next_wakeup(state: &State) -> Option<Instant> {
+    let burst = state.burst.as_ref().map(|b| b.due_at(state.coalescing));
+    let runs = state.jobs.iter().filter_map(|job| {
+        let run = job.active.as_ref()?;
+        let timeout = timeout_deadline(job.spec.timeout, run);
+        let stop = run.stop.and_then(|s| match (s.term_sent, s.kill_sent) {
+            (false, _) => Some(s.term_at),
+            (true, false) => Some(s.kill_at),
+            (true, true) => None,
+        });
+        [timeout, stop].into_iter().flatten().min()
+    });
+    burst.into_iter().chain(runs).min()
+}
+
+/// Carries out whatever is due at `now`: a finished burst, timeouts, signals.
+fn advance(state: &mut State, now: Instant, effects: &mut Vec<Effect>) {
+    if state.burst.as_ref().is_some_and(|b| now >= b.due_at(state.coalescing)) {
+        if let Some(burst) = state.burst.take() {
+            fire(state, burst, now, effects);
+        }
+    }
+    for job in &mut state.jobs {
+        let Some(run) = job.active.as_mut() else { continue };
+        if timeout_deadline(job.spec.timeout, run).is_some_and(|deadline| now >= deadline) {
+            let timeout = job.spec.timeout.unwrap_or_default();
+            let message = format!(
+                "job `{}` ran past its timeout of {}: stopping it",
+                job.spec.name,
+                humantime::format_duration(timeout)
+            );
+            effects.push(Effect::Report(Report::Notice(Notice::warn(message))));
+            request_stop(run, StopReason::Timeout, job.spec.stop_grace, now);
+        }
+        let key = run.key;
+        if let (Some(stop), Some(_)) = (run.stop.as_mut(), &run.spawned) {
+            if !stop.term_sent && now >= stop.term_at {
+                stop.term_sent = true;
+                effects.push(Effect::Signal {
+                    key,
+                    signal: StopSignal::Term,
+                });
+            }
+            if !stop.kill_sent && now >= stop.kill_at {
+                stop.kill_sent = true;
+                effects.push(Effect::Signal {
+                    key,
+                    signal: StopSignal::Kill,
+                });
+            }
+        }
+    }
+}
+
+fn timeout_deadline(timeout: Option<Duration>, run: &ActiveRun) -> Option<Instant> {
+    let still_running = run.exit.is_none() && run.stop.is_none_or(|s| s.reason == StopReason::Leftovers);
+    match (timeout, &run.spawned) {
+        (Some(timeout), Some(spawned)) if still_running => Some(spawned.at + timeout),
+        _ => None,
+    }
+}
+
+/// A burst is over: every job it concerns gets the changes.
+fn fire(state: &mut State, burst: Burst, now: Instant, effects: &mut Vec<Effect>) {
+    for index in 0..state.jobs.len() {
+        let spec = &state.jobs[index].spec;
+        let paths: Vec<_> = burst
+            .paths
+            .iter()
+            .filter(|p| spec.is_triggered_by(p))
+            .cloned()
+            .collect();
+        // Changes past the kept paths, or lost by the watcher, may concern any job: run rather than miss one.
+        if paths.is_empty() && burst.more == 0 && !burst.rescan {
+            continue;
+        }
+        let trigger = Trigger {
+            paths,
+            more: burst.more,
+            rescan: burst.rescan,
+        };
+        on_change(state, index, trigger, now, effects);
+    }
+}
+
+/// Changes concern job `index`: start it, or follow its `on_change` if it is running.
+fn on_change(state: &mut State, index: usize, trigger: Trigger, now: Instant, effects: &mut Vec<Effect>) {
+    let job = &mut state.jobs[index];
+    let Some(run) = job.active.as_mut() else {
+        start_run(state, index, trigger, effects);
+        return;
+    };
+    let what = describe_trigger(&trigger);
+    let name = job.spec.name.clone();
+    if run.exit.is_some() {
+        // The run is already over but for its leftovers: run again as soon as they are gone.
+        job.pending.get_or_insert_with(Trigger::default).merge(trigger);
+        return;
+    }
+    let message = match job.spec.on_change {
+        OnChange::Restart => {
+            job.pending.get_or_insert_with(Trigger::default).merge(trigger);
+            request_stop(run, StopReason::Restart, job.spec.stop_grace, now);
+            format!("{what}: restarting `{name}`")
+        }
+        OnChange::Queue => {
+            job.pending.get_or_insert_with(Trigger::default).merge(trigger);
+            format!("{what}: `{name}` runs again when this run ends")
+        }
+        OnChange::Ignore => format!("{what}: ignored while `{name}` runs (on_change = \"ignore\")"),
+    };
+    effects.push(Effect::Report(Report::Notice(Notice::info(message))));
+}
+
+/// "src/a.py changed", "src/a.py and 2 more changed".
+pub fn describe_trigger(trigger: &Trigger) -> String {
+    let others = trigger.paths.len().saturating_sub(1) + trigger.more;
+    match (trigger.paths.first(), others) {
+        (None, _) if trigger.rescan => "files changed (the watcher lost count)".to_string(),
+        (None, 0) => "started".to_string(),
+        (None, n) => format!("{n} files changed"),
+        (Some(first), 0) => format!("{} changed", first.display()),
+        (Some(first), n) => format!("{} and {n} more changed", first.display()),
+    }
+}
+
+fn start_run(state: &mut State, index: usize, trigger: Trigger, effects: &mut Vec<Effect>) {
+    let key = state.next_key();
+    state.jobs[index].active = Some(ActiveRun {
+        key,
+        trigger: trigger.clone(),
+        spawned: None,
+        exit: None,
+        stop: None,
+    });
+    effects.push(Effect::StartRun {
+        key,
+        job: index,
+        trigger,
+    });
+}
+
+fn request_stop(run: &mut ActiveRun, reason: StopReason, grace: Duration, now: Instant) {
+    match run.stop.as_mut() {
+        Some(stop) => {
+            if stop.reason == StopReason::Leftovers {
+                stop.reason = reason;
+                stop.requested_at = now;
+            }
+            stop.term_at = stop.term_at.min(now);
+            stop.kill_at = stop.kill_at.min(now + grace);
+        }
+        None => {
+            run.stop = Some(Stop {
+                reason,
+                requested_at: now,
+                term_at: now,
+                term_sent: false,
+                kill_at: now + grace,
+                kill_sent: false,
+            });
+        }
+    }
+}
+
+/// A run's group is gone: what happens next for its job and for looptop.
+fn after_run(state: &mut State, index: usize, exit_code: u8, effects: &mut Vec<Effect>) {
+    if state.mode == Mode::Once {
+        if !state.any_active() {
+            effects.push(Effect::Exit(exit_code));
+        }
+        return;
+    }
+    if state.quitting {
+        if !state.any_active() {
+            effects.push(Effect::Exit(0));
+        }
+        return;
+    }
+    if let Some(pending) = state.jobs[index].pending.take() {
+        start_run(state, index, pending, effects);
+    }
+}
+
+fn interrupt(state: &mut State, now: Instant, effects: &mut Vec<Effect>) {
+    let forced = state.quitting;
+    state.quitting = true;
+    state.burst = None;
+    for job in &mut state.jobs {
+        job.pending = None;
+        if let Some(run) = job.active.as_mut() {
+            // A second interrupt does not wait for the grace period.
+            let grace = if forced { Duration::ZERO } else { job.spec.stop_grace };
+            request_stop(run, StopReason::Quit, grace, now);
+        }
+    }
+    if !state.any_active() {
+        effects.push(Effect::Exit(0));
+    }
+}
+
+fn run_started(job: &super::JobState, key: crate::event::RunKey) -> Option<RunStarted> {
+    let run = job.active.as_ref().filter(|r| r.key == key)?;
+    let spawned = run.spawned.as_ref()?;
+    Some(RunStarted {
+        run_id: spawned.run_id.clone(),
+        job: job.spec.name.clone(),
+        command: job.spec.command.to_string(),
+        trigger: run.trigger.path_strings(),
+        ts: spawned.wall,
+        pid: spawned.pid,
+        log: spawned.log.clone(),
+    })
+}
+
+fn run_finished(
+    spec: &crate::config::JobSpec,
+    run: ActiveRun,
+    cpu: crate::event::CpuTime,
+    now: Instant,
+) -> Option<RunFinished> {
+    let spawned = run.spawned.as_ref()?;
+    let ended_at = run.exit.map_or(now, |e| e.at);
+    let status = run.exit.map(|e| e.status).unwrap_or_default();
+    Some(RunFinished {
+        run_id: spawned.run_id.clone(),
+        job: spec.name.clone(),
+        command: spec.command.to_string(),
+        trigger: run.trigger.path_strings(),
+        ts: spawned.wall,
+        exit_code: status.code,
+        signal: status.signal.map(signal_name),
+        duration_ms: ms(ended_at.saturating_duration_since(spawned.at)),
+        cpu_user_ms: ms(cpu.user),
+        cpu_sys_ms: ms(cpu.sys),
+        outcome: outcome(&run),
+        log: spawned.log.clone(),
+    })
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn outcome(run: &ActiveRun) -> Outcome {
+    // A stop counts only if it was asked for before the main process exited by itself.
+    let stopped = run
+        .stop
+        .filter(|s| s.reason != StopReason::Leftovers && run.exit.is_none_or(|e| e.at >= s.requested_at));
+    match (stopped.map(|s| s.reason), run.exit.map(|e| e.status)) {
+        (Some(StopReason::Timeout), _) => Outcome::Timeout,
+        (Some(_), _) => Outcome::Killed,
+        (None, Some(status)) if status.signal.is_some() => Outcome::Killed,
+        (None, Some(status)) if status.code == Some(0) => Outcome::Pass,
+        (None, Some(status)) if status.code.is_some() => Outcome::Fail,
+        (None, _) => Outcome::Killed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{JobCommand, JobSpec};
+    use crate::event::{CpuTime, ExitStatus, RunKey};
+    use std::path::PathBuf;
+    use std::time::SystemTime;
+
+    const COALESCING: super::super::Coalescing = super::super::Coalescing {
+        debounce: Duration::from_millis(5),
+        debounce_max: Duration::from_millis(500),
+    };
+
+    fn job(on_change: OnChange) -> JobSpec {
+        let mut spec = JobSpec::ad_hoc(JobCommand::Shell("pytest".into()), PathBuf::from("/p"));
+        spec.on_change = on_change;
+        spec.stop_grace = Duration::from_secs(2);
+        spec
+    }
+
+    fn ms_after(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    fn started_key(effects: &[Effect]) -> Option<RunKey> {
+        effects.iter().find_map(|e| match e {
+            Effect::StartRun { key, .. } => Some(*key),
+            _ => None,
+        })
+    }
+
+    fn signals(effects: &[Effect]) -> Vec<StopSignal> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Signal { signal, .. } => Some(*signal),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn finished(effects: &[Effect]) -> Option<&RunFinished> {
+        effects.iter().find_map(|e| match e {
+            Effect::Report(Report::RunFinished(f)) => Some(f),
+            _ => None,
+        })
+    }
+
+    fn spawn(state: &mut State, key: RunKey, at: Instant) -> Vec<Effect> {
+        let event = Event::RunSpawned {
+            key,
+            run_id: format!("run-{}", key.0),
+            pid: 100 + u32::try_from(key.0).unwrap_or(0),
+            at,
+            wall: SystemTime::UNIX_EPOCH,
+            log: None,
+        };
+        update(state, event, at)
+    }
+
+    fn exit(state: &mut State, key: RunKey, code: Option<i32>, signal: Option<i32>, at: Instant) -> Vec<Effect> {
+        let mut effects = update(
+            state,
+            Event::RunExited {
+                key,
+                status: ExitStatus { code, signal },
+                at,
+            },
+            at,
+        );
+        effects.extend(update(
+            state,
+            Event::RunReaped {
+                key,
+                cpu: CpuTime::default(),
+            },
+            at,
+        ));
+        effects
+    }
+
+    fn change(state: &mut State, path: &str, at: Instant) -> Vec<Effect> {
+        let event = Event::FilesChanged {
+            paths: vec![PathBuf::from(path)],
+            rescan: false,
+            at,
+        };
+        update(state, event, at)
+    }
+
+    /// A state with one running run of `job`, started at `t0`.
+    fn running(on_change: OnChange, t0: Instant) -> (State, RunKey) {
+        let mut state = State::new(vec![job(on_change)], COALESCING, Mode::Watch);
+        let key = started_key(&start_all(&mut state)).expect("starts");
+        spawn(&mut state, key, t0);
+        (state, key)
+    }
+
+    #[test]
+    fn a_save_starts_a_run_after_the_quiet_window() {
+        let t0 = Instant::now();
+        let mut state = State::new(vec![job(OnChange::Restart)], COALESCING, Mode::Watch);
+        assert!(change(&mut state, "a.py", t0).is_empty());
+        assert_eq!(next_wakeup(&state), Some(ms_after(t0, 5)));
+        assert!(update(&mut state, Event::Tick, ms_after(t0, 4)).is_empty());
+        let effects = update(&mut state, Event::Tick, ms_after(t0, 5));
+        match &effects[..] {
+            [Effect::StartRun { trigger, .. }] => assert_eq!(trigger.paths, vec![PathBuf::from("a.py")]),
+            other => panic!("expected one start, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_storm_gives_one_run() {
+        let t0 = Instant::now();
+        let mut state = State::new(vec![job(OnChange::Restart)], COALESCING, Mode::Watch);
+        let mut starts = 0;
+        // 3,000 files over 2 s, with a 20 ms hiccup in the middle.
+        for i in 0..3000u64 {
+            let at = t0
+                + Duration::from_micros(i * 666)
+                + if i > 1500 {
+                    Duration::from_millis(20)
+                } else {
+                    Duration::ZERO
+                };
+            let mut effects = update(&mut state, Event::Tick, at);
+            effects.extend(change(&mut state, &format!("gen/{i}.py"), at));
+            starts += effects.iter().filter(|e| matches!(e, Effect::StartRun { .. })).count();
+        }
+        assert_eq!(starts, 0, "no run while the storm goes on");
+        let due = next_wakeup(&state).expect("burst pending");
+        let effects = update(&mut state, Event::Tick, due);
+        match &effects[..] {
+            [Effect::StartRun { trigger, .. }] => assert_eq!(trigger.paths.len(), 1000),
+            other => panic!("expected one start, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn restart_stops_with_term_then_kill_after_grace_then_starts_again() {
+        let t0 = Instant::now();
+        let (mut state, key) = running(OnChange::Restart, t0);
+        change(&mut state, "a.py", ms_after(t0, 100));
+        let effects = update(&mut state, Event::Tick, ms_after(t0, 105));
+        assert_eq!(signals(&effects), vec![StopSignal::Term]);
+        assert_eq!(next_wakeup(&state), Some(ms_after(t0, 2105)));
+        assert!(signals(&update(&mut state, Event::Tick, ms_after(t0, 2000))).is_empty());
+        assert_eq!(
+            signals(&update(&mut state, Event::Tick, ms_after(t0, 2105))),
+            vec![StopSignal::Kill]
+        );
+        let effects = exit(&mut state, key, None, Some(9), ms_after(t0, 2106));
+        assert_eq!(finished(&effects).map(|f| f.outcome), Some(Outcome::Killed));
+        let next = started_key(&effects).expect("restarted");
+        assert_ne!(next, key);
+    }
+
+    #[test]
+    fn queue_lets_the_run_finish_then_runs_exactly_once_more() {
+        let t0 = Instant::now();
+        let (mut state, key) = running(OnChange::Queue, t0);
+        for (i, ms) in [100, 300, 700].into_iter().enumerate() {
+            change(&mut state, &format!("f{i}.py"), ms_after(t0, ms));
+            let effects = update(&mut state, Event::Tick, ms_after(t0, ms + 10));
+            assert!(signals(&effects).is_empty(), "queue never stops the run");
+        }
+        let effects = exit(&mut state, key, Some(0), None, ms_after(t0, 1000));
+        assert_eq!(finished(&effects).map(|f| f.outcome), Some(Outcome::Pass));
+        let starts: Vec<_> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::StartRun { trigger, .. } => Some(trigger.paths.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts, vec![3], "one more run, carrying all three changes");
+    }
+
+    #[test]
+    fn ignore_drops_changes_during_a_run() {
+        let t0 = Instant::now();
+        let (mut state, key) = running(OnChange::Ignore, t0);
+        change(&mut state, "a.py", ms_after(t0, 100));
+        update(&mut state, Event::Tick, ms_after(t0, 200));
+        let effects = exit(&mut state, key, Some(1), None, ms_after(t0, 300));
+        assert_eq!(finished(&effects).map(|f| f.outcome), Some(Outcome::Fail));
+        assert_eq!(started_key(&effects), None);
+    }
+
+    #[test]
+    fn timeout_stops_the_run_and_says_so() {
+        let t0 = Instant::now();
+        let mut spec = job(OnChange::Restart);
+        spec.timeout = Some(Duration::from_millis(300));
+        let mut state = State::new(vec![spec], COALESCING, Mode::Once);
+        let key = started_key(&start_all(&mut state)).expect("starts");
+        spawn(&mut state, key, t0);
+        assert_eq!(next_wakeup(&state), Some(ms_after(t0, 300)));
+        assert_eq!(
+            signals(&update(&mut state, Event::Tick, ms_after(t0, 300))),
+            vec![StopSignal::Term]
+        );
+        let effects = exit(&mut state, key, None, Some(15), ms_after(t0, 310));
+        let report = finished(&effects).expect("finished");
+        assert_eq!(report.outcome, Outcome::Timeout);
+        assert_eq!(report.duration_ms, 310.0);
+        assert!(effects.contains(&Effect::Exit(124)));
+    }
+
+    #[test]
+    fn leftovers_are_stopped_after_the_main_process_exits() {
+        let t0 = Instant::now();
+        let (mut state, key) = running(OnChange::Restart, t0);
+        let at = ms_after(t0, 1000);
+        let effects = update(
+            &mut state,
+            Event::RunExited {
+                key,
+                status: ExitStatus {
+                    code: Some(0),
+                    signal: None,
+                },
+                at,
+            },
+            at,
+        );
+        assert!(signals(&effects).is_empty());
+        assert_eq!(next_wakeup(&state), Some(at + LEFTOVER_WAIT));
+        assert_eq!(
+            signals(&update(&mut state, Event::Tick, at + LEFTOVER_WAIT)),
+            vec![StopSignal::Term]
+        );
+        let effects = update(
+            &mut state,
+            Event::RunReaped {
+                key,
+                cpu: CpuTime::default(),
+            },
+            at + LEFTOVER_WAIT,
+        );
+        assert_eq!(
+            finished(&effects).map(|f| (f.outcome, f.duration_ms)),
+            Some((Outcome::Pass, 1000.0))
+        );
+    }
+
+    #[test]
+    fn quitting_stops_runs_and_a_second_interrupt_kills_at_once() {
+        let t0 = Instant::now();
+        let (mut state, key) = running(OnChange::Restart, t0);
+        assert_eq!(
+            signals(&update(&mut state, Event::Interrupt, ms_after(t0, 10))),
+            vec![StopSignal::Term]
+        );
+        assert!(
+            change(&mut state, "a.py", ms_after(t0, 20)).is_empty(),
+            "no new runs while quitting"
+        );
+        assert_eq!(
+            signals(&update(&mut state, Event::Interrupt, ms_after(t0, 30))),
+            vec![StopSignal::Kill]
+        );
+        let effects = exit(&mut state, key, None, Some(9), ms_after(t0, 31));
+        assert!(effects.contains(&Effect::Exit(0)));
+        assert_eq!(started_key(&effects), None);
+    }
+
+    #[test]
+    fn jobs_only_see_changes_matching_their_globs() {
+        let t0 = Instant::now();
+        let mut sql = job(OnChange::Restart);
+        sql.watch = Some(
+            globset::GlobSet::builder()
+                .add(globset::Glob::new("*.sql").expect("glob"))
+                .build()
+                .expect("set"),
+        );
+        let mut state = State::new(vec![sql], COALESCING, Mode::Watch);
+        change(&mut state, "README.md", t0);
+        assert!(update(&mut state, Event::Tick, ms_after(t0, 50)).is_empty());
+        change(&mut state, "q/daily.sql", ms_after(t0, 60));
+        assert!(started_key(&update(&mut state, Event::Tick, ms_after(t0, 70))).is_some());
+    }
+
+    #[test]
+    fn spawn_failure_in_once_mode_exits_127() {
+        let mut state = State::new(vec![job(OnChange::Restart)], COALESCING, Mode::Once);
+        let key = started_key(&start_all(&mut state)).expect("starts");
+        let effects = update(
+            &mut state,
+            Event::SpawnFailed {
+                key,
+                error: "No such file".into(),
+            },
+            Instant::now(),
+        );
+        assert!(effects.contains(&Effect::Exit(EXIT_SPAWN_FAILED)));
+    }
+}

@@ -139,9 +139,21 @@ fn parse_unknown_name(message: &str) -> Option<UnknownName> {
 
 /// The candidate closest to `name`, if one is close enough to be a plausible typo.
 pub fn nearest<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let name = name.to_lowercase();
+    let score = |candidate: &str| {
+        let candidate = candidate.to_lowercase();
+        let similarity = strsim::jaro_winkler(&name, &candidate);
+        // A key missing its prefix or suffix ("grace" for "stop_grace") is a likely slip too.
+        let contained = name.len() >= 3 && (candidate.contains(&name) || name.contains(&candidate));
+        if contained {
+            similarity.max(0.85)
+        } else {
+            similarity
+        }
+    };
     candidates
         .iter()
-        .map(|c| (strsim::jaro_winkler(&name.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| (score(c), c))
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c.as_str())
@@ -183,6 +195,10 @@ mod tests {
         let keys = vec!["debounce_ms".to_string(), "paths".to_string(), "poll".to_string()];
         assert_eq!(nearest("debounce", &keys), Some("debounce_ms"));
         assert_eq!(nearest("pols", &keys), Some("poll"));
+        assert_eq!(
+            nearest("grace", &["timeout".to_string(), "stop_grace".to_string()]),
+            Some("stop_grace")
+        );
         assert_eq!(nearest("zzzzzz", &keys), None);
     }
 }

@@ -32,6 +32,7 @@ pub fn spawn(root: PathBuf, settings: &WatchSettings, tx: mpsc::Sender<Event>) -
             for path in &settings.paths {
                 watch.add_tree(path, None);
             }
+            watch.notice(Notice::info(watch.summary()));
             watch.forward(&raw_rx);
         })
         .map(|_| ())
@@ -87,6 +88,19 @@ impl WatchSet {
             }
         }
         set
+    }
+
+    /// "watching 12 directories under /p" (with the polled ones, if any).
+    fn summary(&self) -> String {
+        let polled = match self.polled {
+            0 => String::new(),
+            n => format!(" ({n} of them polled)"),
+        };
+        format!(
+            "watching {} directories under {}{polled}",
+            self.watched + self.polled,
+            self.root.display()
+        )
     }
 
     fn notice(&self, notice: Notice) {
@@ -205,12 +219,17 @@ impl WatchSet {
                     self.rules.load_dir(dir);
                 }
             }
-            let appeared = matches!(
-                event.kind,
-                EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_))
-            );
-            if is_dir && appeared {
-                self.add_tree(&path, Some(paths));
+            if is_dir {
+                match event.kind {
+                    // A new directory is not itself a change; the files found in it are.
+                    EventKind::Create(_) => {
+                        self.add_tree(&path, Some(paths));
+                        continue;
+                    }
+                    // A directory moved in (or renamed) changes what its files are called.
+                    EventKind::Modify(ModifyKind::Name(_)) => self.add_tree(&path, Some(paths)),
+                    _ => {}
+                }
             }
             paths.push(path);
         }

@@ -1,0 +1,262 @@
+//! Drives the real looptop binary in a temporary project: files are written for real, inotify
+//! delivers real events, and jobs are real processes.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long to wait for something that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A temporary project with its own data directory (so trust approvals stay inside the test).
+pub struct Project {
+    dir: tempfile::TempDir,
+    data_home: tempfile::TempDir,
+    /// A directory outside the project for files the jobs write (pid files), so that they do
+    /// not trigger runs.
+    pub scratch: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            data_home: tempfile::tempdir().expect("tempdir"),
+            scratch: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().canonicalize().expect("canonical path")
+    }
+
+    pub fn write(&self, relative: &str, content: &str) {
+        let path = self.dir.path().join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(path, content).expect("write");
+    }
+
+    /// A looptop command in the project directory.
+    pub fn looptop(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("looptop"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("XDG_DATA_HOME", self.data_home.path())
+            .env("NO_COLOR", "1")
+            .env_remove("LOOPTOP_LOG")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs looptop to completion.
+    pub fn run(&self, args: &[&str]) -> Finished {
+        let output = self.looptop(args).output().expect("run looptop");
+        Finished {
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Starts `looptop run --json ARGS` and follows its events.
+    pub fn spawn(&self, args: &[&str]) -> Session {
+        let mut full = vec!["run", "--json"];
+        full.extend_from_slice(args);
+        let mut child = self
+            .looptop(&full)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn looptop");
+        let (tx, events) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&stderr);
+        let mut pipe = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut sink) = sink.lock() {
+                    sink.extend_from_slice(&buffer[..n]);
+                }
+            }
+        });
+        Session {
+            child,
+            events,
+            stderr,
+            seen: Vec::new(),
+        }
+    }
+}
+
+/// A finished looptop.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A running looptop and the JSON events it printed.
+pub struct Session {
+    child: Child,
+    events: mpsc::Receiver<Value>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    /// Every event received so far, in order.
+    pub seen: Vec<Value>,
+}
+
+impl Session {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next event called `name` (others are recorded in `seen` and skipped).
+    pub fn next(&mut self, name: &str) -> Value {
+        self.next_within(name, PATIENCE).unwrap_or_else(|| {
+            panic!(
+                "no `{name}` event within {PATIENCE:?}; seen: {:#?}\nstderr: {}",
+                self.seen,
+                self.stderr()
+            )
+        })
+    }
+
+    /// The next event called `name` within `wait`, if any.
+    pub fn next_within(&mut self, name: &str, wait: Duration) -> Option<Value> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let event = self.events.recv_timeout(left).ok()?;
+            self.seen.push(event.clone());
+            if event["event"] == name {
+                return Some(event);
+            }
+        }
+    }
+
+    /// Waits until the watcher has set up its watches.
+    pub fn wait_watching(&mut self) {
+        let is_watching =
+            |e: &Value| e["event"] == "notice" && e["message"].as_str().is_some_and(|m| m.starts_with("watching "));
+        if self.seen.iter().any(is_watching) {
+            return;
+        }
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if is_watching(&self.next("notice")) {
+                return;
+            }
+        }
+        panic!("looptop never said it was watching; seen {:#?}", self.seen);
+    }
+
+    /// Asserts that no `name` event arrives during `wait`.
+    pub fn expect_quiet(&mut self, name: &str, wait: Duration) {
+        if let Some(event) = self.next_within(name, wait) {
+            panic!("unexpected `{name}` event: {event:#}\nall seen: {:#?}", self.seen);
+        }
+    }
+
+    /// Everything looptop wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .map(|s| String::from_utf8_lossy(&s).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for looptop to exit.
+    pub fn interrupt(mut self) -> ExitStatus {
+        signal(self.child.id(), nix::sys::signal::Signal::SIGINT);
+        wait_child(&mut self.child, PATIENCE).unwrap_or_else(|| panic!("looptop did not exit after SIGINT"))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn wait_child(child: &mut Child, wait: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid fits"));
+    let _ = nix::sys::signal::kill(pid, signal);
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn is_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `wait` for a process to be gone.
+pub fn gone_within(pid: i32, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if !is_alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    !is_alive(pid)
+}
+
+/// Reads a pid that a job wrote to `path`, waiting for it to appear.
+pub fn read_pid(path: &Path) -> i32 {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no pid in {}", path.display());
+}
+
+/// The trigger list of a run event.
+pub fn trigger(event: &Value) -> Vec<String> {
+    event["trigger"]
+        .as_array()
+        .map(|list| list.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}

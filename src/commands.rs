@@ -87,7 +87,8 @@ fn run(config: Config, args: RunArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
         let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
-        let mut printer = Printer::new(args.json, status_color, root.clone());
+        let base = std::env::current_dir().unwrap_or_else(|_| root.clone());
+        let mut printer = Printer::new(args.json, status_color, base);
         if let Err(e) = runner::become_subreaper() {
             log::warn!("cannot become a child subreaper ({e}): CPU time of orphaned grandchildren is not counted");
         }

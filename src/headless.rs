@@ -3,7 +3,7 @@
 //! prints one JSON object per line on stdout and the job's output on stderr. Binary output is
 //! not sprayed onto the terminal: it is noticed, suppressed, and left in the run's log.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -18,19 +18,23 @@ use crate::state::Trigger;
 pub struct Printer {
     json: bool,
     color: bool,
-    root: PathBuf,
+    /// Paths are shown relative to this directory (the one looptop was started in).
+    base: PathBuf,
+    /// Log files of runs in progress, by run id.
+    logs: HashMap<String, PathBuf>,
     binary_runs: HashSet<String>,
     /// Whether the terminal's cursor is at the start of a line (after the job's output).
     at_line_start: bool,
 }
 
 impl Printer {
-    /// A printer; `root` shortens the paths it shows.
-    pub fn new(json: bool, color: bool, root: PathBuf) -> Self {
+    /// A printer; paths it shows are relative to `base` where they can be.
+    pub fn new(json: bool, color: bool, base: PathBuf) -> Self {
         Self {
             json,
             color,
-            root,
+            base,
+            logs: HashMap::new(),
             binary_runs: HashSet::new(),
             at_line_start: true,
         }
@@ -41,6 +45,18 @@ impl Printer {
         if let Report::Output { run_id, stream, bytes } = report {
             self.output(run_id, *stream, bytes);
             return;
+        }
+        match report {
+            Report::RunStarted(started) => {
+                if let Some(log) = &started.log {
+                    self.logs.insert(started.run_id.clone(), log.clone());
+                }
+            }
+            Report::RunFinished(finished) => {
+                self.logs.remove(&finished.run_id);
+                self.binary_runs.remove(&finished.run_id);
+            }
+            _ => {}
         }
         if self.json {
             if let Some(line) = json_line(report) {
@@ -81,11 +97,11 @@ impl Printer {
         }
         if looks_binary(bytes) {
             self.binary_runs.insert(run_id.to_string());
-            let log = self.root.join(".looptop").join("logs").join(format!("{run_id}.log"));
-            let message = format!(
-                "[looptop] the job is writing binary output: not shown here; the whole output is in {}",
-                self.relative(&log).display()
-            );
+            let kept = match self.logs.get(run_id) {
+                Some(log) => format!("the whole output is in {}", self.relative(log).display()),
+                None => "it is not kept either (no run log)".to_string(),
+            };
+            let message = format!("[looptop] the job is writing binary output: not shown here; {kept}");
             let line = self.paint(YELLOW, &message);
             self.status(&line);
             return;
@@ -144,7 +160,7 @@ impl Printer {
     }
 
     fn relative<'a>(&self, path: &'a Path) -> &'a Path {
-        path.strip_prefix(&self.root).unwrap_or(path)
+        path.strip_prefix(&self.base).unwrap_or(path)
     }
 
     fn paint(&self, color: &str, text: &str) -> String {

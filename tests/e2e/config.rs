@@ -94,3 +94,24 @@ fn usage_errors_exit_2() {
     assert!(typo.stderr.contains("did you mean `train`"), "{}", typo.stderr);
     assert_eq!(project.run(&["run", "--bogus"]).status.code(), Some(2));
 }
+
+/// The config reference in README.md is valid, so it cannot drift from the code.
+#[test]
+fn the_readme_config_reference_parses() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README.md");
+    let start = readme
+        .find("```toml\n[watch]")
+        .expect("a toml block with [watch] in README.md")
+        + "```toml\n".len();
+    let block = &readme[start..start + readme[start..].find("```").expect("closing fence")];
+    let project = Project::new();
+    for dir in ["src", "tests"] {
+        std::fs::create_dir_all(project.path().join(dir)).expect("mkdir");
+    }
+    let config = looptop::config::Config::parse(std::path::Path::new("README.md"), block, project.path())
+        .unwrap_or_else(|e| panic!("README's config does not parse:\n{e}"));
+    let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, ["test", "train"]);
+    assert_eq!(config.watch.paths.len(), 2);
+}

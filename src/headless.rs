@@ -48,13 +48,13 @@ impl Printer {
         }
         match report {
             Report::RunStarted(started) => {
-                if let Some(log) = &started.log {
-                    self.logs.insert(started.run_id.clone(), log.clone());
+                if let Some(log) = &started.run.log {
+                    self.logs.insert(started.run.run_id.clone(), log.clone());
                 }
             }
             Report::RunFinished(finished) => {
-                self.logs.remove(&finished.run_id);
-                self.binary_runs.remove(&finished.run_id);
+                self.logs.remove(&finished.run.run_id);
+                self.binary_runs.remove(&finished.run.run_id);
             }
             _ => {}
         }
@@ -120,13 +120,13 @@ impl Printer {
 
     fn started_line(&self, started: &RunStarted) -> String {
         let trigger = Trigger {
-            paths: started.trigger.iter().map(PathBuf::from).collect(),
+            paths: started.run.trigger.iter().map(PathBuf::from).collect(),
             ..Trigger::default()
         };
         let why = describe_trigger(&trigger);
         self.paint(
             CYAN,
-            &format!("[looptop] ▶ {} · {why} · {}", started.job, started.command),
+            &format!("[looptop] ▶ {} · {why} · {}", started.run.job, started.run.command),
         )
     }
 
@@ -139,19 +139,23 @@ impl Printer {
         );
         let signal = finished.signal.as_deref().unwrap_or("a signal");
         let (color, what) = match finished.outcome {
-            Outcome::Pass => (GREEN, format!("✔ {} passed in {took}", finished.job)),
+            Outcome::Pass => (GREEN, format!("✔ {} passed in {took}", finished.run.job)),
             Outcome::Fail => (
                 RED,
                 format!(
                     "✘ {} failed (exit {}) in {took}",
-                    finished.job,
+                    finished.run.job,
                     finished.exit_code.unwrap_or(-1)
                 ),
             ),
-            Outcome::Killed => (YELLOW, format!("■ {} stopped ({signal}) after {took}", finished.job)),
-            Outcome::Timeout => (YELLOW, format!("⏱ {} timed out after {took}", finished.job)),
+            Outcome::Killed => (
+                YELLOW,
+                format!("■ {} stopped ({signal}) after {took}", finished.run.job),
+            ),
+            Outcome::Timeout => (YELLOW, format!("⏱ {} timed out after {took}", finished.run.job)),
         };
         let log = finished
+            .run
             .log
             .as_deref()
             .map(|p| format!(" · log {}", self.relative(p).display()))

@@ -23,9 +23,9 @@ pub enum Outcome {
     Timeout,
 }
 
-/// A run started.
+/// What identifies a run in every report about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunStarted {
+pub struct RunIdentity {
     /// Durable, time-ordered run id.
     pub run_id: String,
     /// The job's name.
@@ -37,26 +37,26 @@ pub struct RunStarted {
     /// When it started.
     #[serde(serialize_with = "rfc3339")]
     pub ts: SystemTime,
+    /// Where its full output goes.
+    pub log: Option<PathBuf>,
+}
+
+/// A run started.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunStarted {
+    /// Which run.
+    #[serde(flatten)]
+    pub run: RunIdentity,
     /// The main process id (also the process group id).
     pub pid: u32,
-    /// Where the full output goes.
-    pub log: Option<PathBuf>,
 }
 
 /// A run ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunFinished {
-    /// Durable, time-ordered run id.
-    pub run_id: String,
-    /// The job's name.
-    pub job: String,
-    /// The command, as a shell would show it.
-    pub command: String,
-    /// Changed paths that caused this run.
-    pub trigger: Vec<String>,
-    /// When it started.
-    #[serde(serialize_with = "rfc3339")]
-    pub ts: SystemTime,
+    /// Which run.
+    #[serde(flatten)]
+    pub run: RunIdentity,
     /// The main process's exit code, if it exited.
     pub exit_code: Option<i32>,
     /// The signal that ended the main process, if one did ("SIGTERM").
@@ -69,8 +69,6 @@ pub struct RunFinished {
     pub cpu_sys_ms: f64,
     /// How it ended.
     pub outcome: Outcome,
-    /// Where the full output went.
-    pub log: Option<PathBuf>,
 }
 
 impl RunFinished {
@@ -128,18 +126,20 @@ mod tests {
 
     fn finished(outcome: Outcome, exit_code: Option<i32>, signal: Option<&str>) -> RunFinished {
         RunFinished {
-            run_id: "r1".into(),
-            job: "test".into(),
-            command: "pytest".into(),
-            trigger: vec!["src/a.py".into()],
-            ts: SystemTime::UNIX_EPOCH + Duration::from_millis(1_500),
+            run: RunIdentity {
+                run_id: "r1".into(),
+                job: "test".into(),
+                command: "pytest".into(),
+                trigger: vec!["src/a.py".into()],
+                ts: SystemTime::UNIX_EPOCH + Duration::from_millis(1_500),
+                log: None,
+            },
             exit_code,
             signal: signal.map(str::to_string),
             duration_ms: 1234.5,
             cpu_user_ms: 10.0,
             cpu_sys_ms: 2.0,
             outcome,
-            log: None,
         }
     }
 

@@ -70,6 +70,11 @@ impl Burst {
         }
     }
 
+    /// When the first change of the burst was seen.
+    pub fn started_at(&self) -> Instant {
+        self.first_at
+    }
+
     /// How much quiet this burst needs before it is over.
     pub fn quiet_window(&self, settings: Coalescing) -> Duration {
         let mut window = settings.debounce;

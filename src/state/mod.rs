@@ -1,6 +1,7 @@
 //! The loop's state: plain data, no handles. `update` is the only code that changes it.
 
 pub mod burst;
+pub mod echo;
 pub mod update;
 
 use std::path::PathBuf;
@@ -134,6 +135,10 @@ pub struct JobState {
     pub pending: Option<Trigger>,
     /// The last finished run.
     pub last: Option<RunFinished>,
+    /// When the last run's group was gone.
+    pub last_ended_at: Option<Instant>,
+    /// Watches for the job retriggering itself.
+    pub echo: echo::EchoDetector,
 }
 
 /// Everything the loop knows.
@@ -162,6 +167,8 @@ impl State {
                 active: None,
                 pending: None,
                 last: None,
+                last_ended_at: None,
+                echo: echo::EchoDetector::default(),
             })
             .collect();
         Self {

@@ -4,11 +4,12 @@
 
 use std::time::{Duration, Instant};
 
+use super::echo::ECHO_WINDOW;
 use super::{ActiveRun, Burst, Exit, Mode, Spawned, State, Stop, StopReason, Trigger};
 use crate::config::OnChange;
 use crate::effect::{Effect, Report, StopSignal};
 use crate::event::{Event, Notice};
-use crate::report::{signal_name, Outcome, RunFinished, RunStarted};
+use crate::report::{signal_name, Outcome, RunFinished, RunIdentity, RunStarted};
 
 /// After the main process exits, the rest of its group gets this long to exit by itself before
 /// it is stopped like any run (SIGTERM, grace, SIGKILL): no process of a job outlives its run.
@@ -20,7 +21,7 @@ pub const EXIT_SPAWN_FAILED: u8 = 127;
 pub fn start_all(state: &mut State) -> Vec<Effect> {
     let mut effects = Vec::new();
     for index in 0..state.jobs.len() {
-        start_run(state, index, Trigger::default(), &mut effects);
+        start_run(state, index, Trigger::default(), false, &mut effects);
     }
     effects
 }
@@ -58,6 +59,7 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
             if let Some((index, _)) = state.run_mut(key) {
                 let job = &mut state.jobs[index];
                 job.active = None;
+                job.last_ended_at = Some(now);
                 let message = format!("cannot start job `{}` ({}): {error}", job.spec.name, job.spec.command);
                 effects.push(Effect::Report(Report::Notice(Notice::error(message))));
                 after_run(state, index, EXIT_SPAWN_FAILED, &mut effects);
@@ -93,6 +95,7 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
         Event::RunReaped { key, cpu } => {
             if let Some((index, _)) = state.run_mut(key) {
                 let job = &mut state.jobs[index];
+                job.last_ended_at = Some(now);
                 if let Some(finished) = job.active.take().and_then(|run| run_finished(&job.spec, run, cpu, now)) {
                     let code = finished.process_exit_code();
                     job.last = Some(finished.clone());
@@ -191,15 +194,24 @@ fn fire(state: &mut State, burst: Burst, now: Instant, effects: &mut Vec<Effect>
             more: burst.more,
             rescan: burst.rescan,
         };
-        on_change(state, index, trigger, now, effects);
+        on_change(state, index, trigger, burst.started_at(), now, effects);
     }
 }
 
-/// Changes concern job `index`: start it, or follow its `on_change` if it is running.
-fn on_change(state: &mut State, index: usize, trigger: Trigger, now: Instant, effects: &mut Vec<Effect>) {
+/// Changes (the first seen at `changed_at`) concern job `index`: start it, or follow its
+/// `on_change` if it is running.
+fn on_change(
+    state: &mut State,
+    index: usize,
+    trigger: Trigger,
+    changed_at: Instant,
+    now: Instant,
+    effects: &mut Vec<Effect>,
+) {
     let job = &mut state.jobs[index];
     let Some(run) = job.active.as_mut() else {
-        start_run(state, index, trigger, effects);
+        let just_after_a_run = job.last_ended_at.is_some_and(|ended| changed_at <= ended + ECHO_WINDOW);
+        start_run(state, index, trigger, just_after_a_run, effects);
         return;
     };
     let what = describe_trigger(&trigger);
@@ -236,9 +248,24 @@ pub fn describe_trigger(trigger: &Trigger) -> String {
     }
 }
 
-fn start_run(state: &mut State, index: usize, trigger: Trigger, effects: &mut Vec<Effect>) {
+/// Starts a run of job `index`; `during_previous` says its changes were made while the previous
+/// run went on or just after (which feeds the echo detector).
+fn start_run(state: &mut State, index: usize, trigger: Trigger, during_previous: bool, effects: &mut Vec<Effect>) {
     let key = state.next_key();
-    state.jobs[index].active = Some(ActiveRun {
+    let job = &mut state.jobs[index];
+    if let Some(paths) = job.echo.observe(&trigger, during_previous) {
+        let list: Vec<String> = paths.iter().take(5).map(|p| p.display().to_string()).collect();
+        let message = format!(
+            "`{}` may be retriggering itself: its last {} runs were each started by {} changing during \
+             or just after the run before. If the job writes these files, ignore them: add them to \
+             [watch] ignore in looptop.toml, or to .gitignore",
+            job.spec.name,
+            super::echo::ECHO_RUNS,
+            list.join(", ")
+        );
+        effects.push(Effect::Report(Report::Notice(Notice::warn(message))));
+    }
+    job.active = Some(ActiveRun {
         key,
         trigger: trigger.clone(),
         spawned: None,
@@ -290,7 +317,7 @@ fn after_run(state: &mut State, index: usize, exit_code: u8, effects: &mut Vec<E
         return;
     }
     if let Some(pending) = state.jobs[index].pending.take() {
-        start_run(state, index, pending, effects);
+        start_run(state, index, pending, true, effects);
     }
 }
 
@@ -311,17 +338,23 @@ fn interrupt(state: &mut State, now: Instant, effects: &mut Vec<Effect>) {
     }
 }
 
-fn run_started(job: &super::JobState, key: crate::event::RunKey) -> Option<RunStarted> {
-    let run = job.active.as_ref().filter(|r| r.key == key)?;
+fn run_identity(spec: &crate::config::JobSpec, run: &ActiveRun) -> Option<RunIdentity> {
     let spawned = run.spawned.as_ref()?;
-    Some(RunStarted {
+    Some(RunIdentity {
         run_id: spawned.run_id.clone(),
-        job: job.spec.name.clone(),
-        command: job.spec.command.to_string(),
+        job: spec.name.clone(),
+        command: spec.command.to_string(),
         trigger: run.trigger.path_strings(),
         ts: spawned.wall,
-        pid: spawned.pid,
         log: spawned.log.clone(),
+    })
+}
+
+fn run_started(job: &super::JobState, key: crate::event::RunKey) -> Option<RunStarted> {
+    let run = job.active.as_ref().filter(|r| r.key == key)?;
+    Some(RunStarted {
+        run: run_identity(&job.spec, run)?,
+        pid: run.spawned.as_ref()?.pid,
     })
 }
 
@@ -335,18 +368,13 @@ fn run_finished(
     let ended_at = run.exit.map_or(now, |e| e.at);
     let status = run.exit.map(|e| e.status).unwrap_or_default();
     Some(RunFinished {
-        run_id: spawned.run_id.clone(),
-        job: spec.name.clone(),
-        command: spec.command.to_string(),
-        trigger: run.trigger.path_strings(),
-        ts: spawned.wall,
+        run: run_identity(spec, &run)?,
         exit_code: status.code,
         signal: status.signal.map(signal_name),
         duration_ms: ms(ended_at.saturating_duration_since(spawned.at)),
         cpu_user_ms: ms(cpu.user),
         cpu_sys_ms: ms(cpu.sys),
         outcome: outcome(&run),
-        log: spawned.log.clone(),
     })
 }
 
@@ -652,6 +680,29 @@ mod tests {
         assert!(update(&mut state, Event::Tick, ms_after(t0, 50)).is_empty());
         change(&mut state, "q/daily.sql", ms_after(t0, 60));
         assert!(started_key(&update(&mut state, Event::Tick, ms_after(t0, 70))).is_some());
+    }
+
+    #[test]
+    fn a_job_that_rewrites_its_own_inputs_is_called_out() {
+        let t0 = Instant::now();
+        let (mut state, mut key) = running(OnChange::Restart, t0);
+        let mut warnings = Vec::new();
+        let mut at = t0;
+        for _ in 0..crate::state::echo::ECHO_RUNS + 1 {
+            at += Duration::from_millis(100);
+            let mut effects = exit(&mut state, key, Some(0), None, at);
+            // The job wrote its output just before it exited.
+            effects.extend(change(&mut state, "results.json", at - Duration::from_millis(1)));
+            effects.extend(update(&mut state, Event::Tick, at + Duration::from_millis(10)));
+            warnings.extend(effects.iter().filter_map(|e| match e {
+                Effect::Report(Report::Notice(n)) if n.message.contains("retriggering itself") => Some(n.clone()),
+                _ => None,
+            }));
+            key = started_key(&effects).expect("runs again");
+            spawn(&mut state, key, at + Duration::from_millis(10));
+        }
+        assert_eq!(warnings.len(), 1, "warned once: {warnings:?}");
+        assert!(warnings[0].message.contains("results.json"));
     }
 
     #[test]

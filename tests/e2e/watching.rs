@@ -129,3 +129,20 @@ fn job_globs_limit_what_triggers_it() {
     assert_eq!(started["job"], "sql");
     assert_eq!(trigger(&started), ["queries/daily/revenue.sql"]);
 }
+
+#[test]
+fn a_job_that_writes_into_the_tree_is_told_it_retriggers_itself() {
+    let project = Project::new();
+    let mut session = project.spawn(&["--", "date > results.txt"]);
+    session.wait_watching();
+    project.write("results.txt", "start the loop\n");
+    let deadline = std::time::Instant::now() + crate::harness::PATIENCE;
+    while std::time::Instant::now() < deadline {
+        let notice = session.next("notice");
+        if let Some(message) = notice["message"].as_str().filter(|m| m.contains("retriggering itself")) {
+            assert!(message.contains("results.txt"), "{message}");
+            return;
+        }
+    }
+    panic!("no warning; seen {:#?}", session.seen);
+}

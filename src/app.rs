@@ -44,7 +44,7 @@ pub async fn run_loop(
             }
         };
         if let Event::RunReaped { key, .. } = &event {
-            runner.forget(*key);
+            own.extend(runner.forget(*key).into_iter().map(Event::Notice));
         }
         let effects = update(&mut state, event, Instant::now());
         if let Some(code) = carry_out(effects, &state, &mut runner, &mut printer, &mut own) {

@@ -6,7 +6,7 @@
 //! looptop makes itself a child subreaper at start, so a job's orphaned grandchildren are
 //! reparented to looptop instead of init: they are reaped here and their CPU time counted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{JobCommand, JobSpec};
 use crate::effect::StopSignal;
-use crate::event::{CpuTime, Event, ExitStatus, RunKey, Stream};
+use crate::event::{CpuTime, Event, ExitStatus, Notice, RunKey, Stream};
 use crate::state::Trigger;
 
 /// Bytes read from a pipe at a time; with the loop's bounded channel this bounds the memory a
@@ -47,6 +47,8 @@ pub struct Runner {
     log_dir: Option<PathBuf>,
     force_color: bool,
     groups: HashMap<RunKey, Pid>,
+    /// Processes that left their run's group, already reported.
+    escapees: HashSet<i32>,
 }
 
 impl Runner {
@@ -58,6 +60,7 @@ impl Runner {
             log_dir,
             force_color,
             groups: HashMap::new(),
+            escapees: HashSet::new(),
         }
     }
 
@@ -129,9 +132,31 @@ impl Runner {
         }
     }
 
-    /// Forgets a run whose group is gone.
-    pub fn forget(&mut self, key: RunKey) {
+    /// Forgets a run whose group is gone. Then looks after job processes that left their run's
+    /// process group (setsid): as their subreaper looptop reaps them once they exit, and says
+    /// once of each one still running that it outlived its run.
+    pub fn forget(&mut self, key: RunKey) -> Vec<Notice> {
         self.groups.remove(&key);
+        let own_group = nix::unistd::getpgrp().as_raw();
+        let mut notices = Vec::new();
+        for child in children_of_this_process() {
+            let Some(stat) = ProcStat::read(child) else { continue };
+            let in_a_run = self.groups.values().any(|group| group.as_raw() == stat.group);
+            if stat.group == own_group || in_a_run {
+                continue;
+            }
+            if stat.state == 'Z' {
+                let _ = nix::sys::wait::waitpid(Pid::from_raw(child), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+                self.escapees.remove(&child);
+            } else if self.escapees.insert(child) {
+                notices.push(Notice::warn(format!(
+                    "process {child} ({}) left its run's process group (setsid) and outlived the run; \
+                     looptop cannot stop it with the run: stop it yourself if it should not be running",
+                    stat.name
+                )));
+            }
+        }
+        notices
     }
 
     fn command(&self, job: &JobSpec, run_id: &str, trigger: &Trigger) -> Command {
@@ -258,38 +283,105 @@ pub fn prepare_log_dir(root: &Path) -> std::io::Result<PathBuf> {
 
 /// Waits for every process of the group (children of looptop: the main process and reparented
 /// orphans), adding up their CPU time, until the group is empty.
+///
+/// Only the main process is waited for blocking: a blocking `wait4(-pgid)` is never woken if
+/// the child it waits for moves to another group (setsid) before exiting, so the rest of the
+/// group is polled. The main process's exit time, which the run's duration ends on, stays exact.
 fn reap_group(key: RunKey, pgid: Pid, tx: mpsc::Sender<Event>, output_done: &std_mpsc::Receiver<()>) {
     let leader = pgid.as_raw();
     let mut cpu = CpuTime::default();
     loop {
-        let mut status: libc::c_int = 0;
-        // SAFETY: rusage is plain data; wait4 fills it in.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: valid pointers to locals; -pgid waits for any child in that process group.
-        let pid = unsafe { libc::wait4(-leader, &mut status, 0, &mut usage) };
-        if pid > 0 {
-            cpu += cpu_time(&usage);
-            if pid == leader {
-                let status = decode_status(status);
-                let _ = tx.blocking_send(Event::RunExited {
-                    key,
-                    status,
-                    at: Instant::now(),
-                });
+        match wait_for(leader, 0) {
+            Waited::Reaped(pid, status, usage) => {
+                cpu += usage;
+                if pid == leader {
+                    let at = Instant::now();
+                    let _ = tx.blocking_send(Event::RunExited { key, status, at });
+                    break;
+                }
             }
-            continue;
+            Waited::Interrupted => continue,
+            Waited::Running | Waited::NoChild => break,
         }
-        match Errno::last() {
-            Errno::EINTR => continue,
-            // No child of ours is left in the group; members that are not our children (their
-            // parent left the group) still keep the run going until they are gone.
-            Errno::ECHILD if group_alive(pgid) => std::thread::sleep(Duration::from_millis(5)),
-            _ => break,
+    }
+    loop {
+        match wait_for(-leader, libc::WNOHANG) {
+            Waited::Reaped(_, _, usage) => cpu += usage,
+            Waited::Interrupted => continue,
+            // Members still running, or alive but not our children (their parent left the group).
+            Waited::Running => std::thread::sleep(LEFTOVER_POLL),
+            Waited::NoChild if group_alive(pgid) => std::thread::sleep(LEFTOVER_POLL),
+            Waited::NoChild => break,
         }
     }
     // Let the output threads pass on the last bytes before the run is reported finished.
     let _ = output_done.recv_timeout(DRAIN_WAIT);
     let _ = tx.blocking_send(Event::RunReaped { key, cpu });
+}
+
+/// How often the rest of a group is checked on once its main process has exited.
+const LEFTOVER_POLL: Duration = Duration::from_millis(5);
+
+/// What one `wait4` call found.
+enum Waited {
+    /// A child was reaped: its pid, how it ended and its CPU time (with its waited-for children).
+    Reaped(i32, ExitStatus, CpuTime),
+    /// With WNOHANG: matching children exist, none has exited.
+    Running,
+    /// No matching child.
+    NoChild,
+    /// A signal interrupted the call.
+    Interrupted,
+}
+
+fn wait_for(pid: i32, flags: libc::c_int) -> Waited {
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data; wait4 fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to locals.
+    let reaped = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+    match reaped {
+        0 => Waited::Running,
+        pid if pid > 0 => Waited::Reaped(pid, decode_status(status), cpu_time(&usage)),
+        _ if Errno::last() == Errno::EINTR => Waited::Interrupted,
+        _ => Waited::NoChild,
+    }
+}
+
+/// The children of looptop (of all its threads), from /proc.
+fn children_of_this_process() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
+}
+
+/// The fields of /proc/<pid>/stat that matter here.
+struct ProcStat {
+    name: String,
+    state: char,
+    group: i32,
+}
+
+impl ProcStat {
+    fn read(pid: i32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // "pid (name) S ppid pgrp ...": the name may hold spaces and parentheses.
+        let (head, rest) = stat.rsplit_once(')')?;
+        let name = head.split_once('(')?.1.to_string();
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?.chars().next()?;
+        let group = fields.nth(1)?.parse().ok()?;
+        Some(Self { name, state, group })
+    }
 }
 
 fn group_alive(pgid: Pid) -> bool {
@@ -326,6 +418,13 @@ fn decode_status(status: libc::c_int) -> ExitStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_proc_stat_of_an_odd_name() {
+        let me = ProcStat::read(std::process::id().try_into().expect("pid")).expect("own stat");
+        assert_eq!(me.group, nix::unistd::getpgrp().as_raw());
+        assert!(me.state == 'R' || me.state == 'S', "state {}", me.state);
+    }
 
     #[test]
     fn decodes_exit_codes_and_signals() {

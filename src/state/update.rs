@@ -14,6 +14,9 @@ use crate::report::{signal_name, Outcome, RunFinished, RunIdentity, RunStarted};
 /// After the main process exits, the rest of its group gets this long to exit by itself before
 /// it is stopped like any run (SIGTERM, grace, SIGKILL): no process of a job outlives its run.
 pub const LEFTOVER_WAIT: Duration = Duration::from_millis(250);
+/// A group still there this long after SIGKILL is given up on, so that looptop never hangs on a
+/// process stuck in the kernel (uninterruptible sleep).
+pub const ABANDON_AFTER: Duration = Duration::from_secs(5);
 /// Exit code of `--once` when the command could not be started (as a shell reports it).
 pub const EXIT_SPAWN_FAILED: u8 = 127;
 
@@ -94,14 +97,7 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
         }
         Event::RunReaped { key, cpu } => {
             if let Some((index, _)) = state.run_mut(key) {
-                let job = &mut state.jobs[index];
-                job.last_ended_at = Some(now);
-                if let Some(finished) = job.active.take().and_then(|run| run_finished(&job.spec, run, cpu, now)) {
-                    let code = finished.process_exit_code();
-                    job.last = Some(finished.clone());
-                    effects.push(Effect::Report(Report::RunFinished(finished)));
-                    after_run(state, index, code, &mut effects);
-                }
+                finish_run(state, index, cpu, now, &mut effects);
             }
         }
         Event::Interrupt => interrupt(state, now, &mut effects),
@@ -118,10 +114,10 @@ pub fn next_wakeup(state: &State) -> Option<Instant> {
     let runs = state.jobs.iter().filter_map(|job| {
         let run = job.active.as_ref()?;
         let timeout = timeout_deadline(job.spec.timeout, run);
-        let stop = run.stop.and_then(|s| match (s.term_sent, s.kill_sent) {
-            (false, _) => Some(s.term_at),
-            (true, false) => Some(s.kill_at),
-            (true, true) => None,
+        let stop = run.stop.map(|s| match (s.term_sent, s.kill_sent) {
+            (false, _) => s.term_at,
+            (true, false) => s.kill_at,
+            (true, true) => s.kill_at + ABANDON_AFTER,
         });
         [timeout, stop].into_iter().flatten().min()
     });
@@ -135,7 +131,8 @@ fn advance(state: &mut State, now: Instant, effects: &mut Vec<Effect>) {
             fire(state, burst, now, effects);
         }
     }
-    for job in &mut state.jobs {
+    let mut abandoned = Vec::new();
+    for (index, job) in state.jobs.iter_mut().enumerate() {
         let Some(run) = job.active.as_mut() else { continue };
         if timeout_deadline(job.spec.timeout, run).is_some_and(|deadline| now >= deadline) {
             let timeout = job.spec.timeout.unwrap_or_default();
@@ -162,8 +159,32 @@ fn advance(state: &mut State, now: Instant, effects: &mut Vec<Effect>) {
                     key,
                     signal: StopSignal::Kill,
                 });
+            } else if stop.kill_sent && now >= stop.kill_at + ABANDON_AFTER {
+                let message = format!(
+                    "a process of `{}` is still there {} s after SIGKILL (stuck in the kernel, on a hung \
+                     network mount for example): looptop stops waiting for it",
+                    job.spec.name,
+                    ABANDON_AFTER.as_secs()
+                );
+                effects.push(Effect::Report(Report::Notice(Notice::error(message))));
+                abandoned.push(index);
             }
         }
+    }
+    for index in abandoned {
+        finish_run(state, index, crate::event::CpuTime::default(), now, effects);
+    }
+}
+
+/// The run of job `index` is over (its group is gone, or given up on): report it and go on.
+fn finish_run(state: &mut State, index: usize, cpu: crate::event::CpuTime, now: Instant, effects: &mut Vec<Effect>) {
+    let job = &mut state.jobs[index];
+    job.last_ended_at = Some(now);
+    if let Some(finished) = job.active.take().and_then(|run| run_finished(&job.spec, run, cpu, now)) {
+        let code = finished.process_exit_code();
+        job.last = Some(finished.clone());
+        effects.push(Effect::Report(Report::RunFinished(finished)));
+        after_run(state, index, code, effects);
     }
 }
 
@@ -703,6 +724,22 @@ mod tests {
         }
         assert_eq!(warnings.len(), 1, "warned once: {warnings:?}");
         assert!(warnings[0].message.contains("results.json"));
+    }
+
+    #[test]
+    fn a_group_that_survives_sigkill_is_given_up_on_rather_than_hanging() {
+        let t0 = Instant::now();
+        let (mut state, _key) = running(OnChange::Restart, t0);
+        update(&mut state, Event::Interrupt, t0);
+        let kill_at = ms_after(t0, 2000);
+        assert_eq!(
+            signals(&update(&mut state, Event::Tick, kill_at)),
+            vec![StopSignal::Kill]
+        );
+        assert_eq!(next_wakeup(&state), Some(kill_at + ABANDON_AFTER));
+        let effects = update(&mut state, Event::Tick, kill_at + ABANDON_AFTER);
+        assert_eq!(finished(&effects).map(|f| f.outcome), Some(Outcome::Killed));
+        assert!(effects.contains(&Effect::Exit(0)), "looptop can quit: {effects:?}");
     }
 
     #[test]

@@ -132,3 +132,39 @@ fn ctrl_c_during_once_stops_the_job_and_exits_with_its_status() {
         "killed by SIGTERM, as a shell reports it"
     );
 }
+
+#[test]
+fn a_process_that_leaves_the_group_is_reported_and_reaped_when_it_exits() {
+    let project = Project::new();
+    let scratch = project.scratch.path().display();
+    // `setsid` in a background child starts a new session: out of reach of the group signals.
+    let job = format!("setsid sh -c 'echo $$ > {scratch}/escaped.$LOOPTOP_RUN_ID; sleep 1.5' &");
+    let mut session = project.spawn(&["--", &job]);
+    let first = session.next("run_finished");
+    let run_id = first["run_id"].as_str().expect("run id");
+    let escaped = read_pid(&project.scratch.path().join(format!("escaped.{run_id}")));
+    let warning = session.next("notice");
+    let message = warning["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("process {escaped}")) && message.contains("outlived the run"),
+        "{warning}"
+    );
+    assert!(is_alive(escaped));
+    session.wait_watching();
+    // Once it exits it is looptop's zombie (looptop is its subreaper) until the next run ends.
+    assert!(
+        gone_within(escaped, Duration::from_secs(5)),
+        "it should have exited by itself"
+    );
+    assert!(
+        std::fs::read_to_string(format!("/proc/{escaped}/stat")).is_ok(),
+        "a zombie until reaped"
+    );
+    project.write("a.py", "change\n");
+    session.next("run_started");
+    session.next("run_finished");
+    std::thread::sleep(Duration::from_millis(100));
+    let stat = std::fs::read_to_string(format!("/proc/{escaped}/stat"));
+    assert!(stat.is_err(), "the escaped process was not reaped: {stat:?}");
+    assert!(session.interrupt().success());
+}

@@ -6,28 +6,31 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::effect::Effect;
-use crate::event::Event;
+use crate::effect::{Effect, Report};
+use crate::event::{Event, Notice};
 use crate::headless::Printer;
+use crate::report::RunFinished;
 use crate::sources::runner::Runner;
 use crate::state::{next_wakeup, update, State};
+use crate::store::recorder::{Recorded, Recorder, ACK_WAIT, DELAYED_ACK_WAIT};
+use crate::store::StoreError;
 
 /// Capacity of the event channel. Sources block when it is full (output chunks included), which
 /// bounds looptop's memory whatever a job prints.
 pub const EVENT_CHANNEL_CAPACITY: usize = 64;
 
-/// Runs the loop until an `Effect::Exit`; returns its exit code.
+/// Runs the loop until an `Effect::Exit`; returns its exit code and the sinks.
 pub async fn run_loop(
     mut state: State,
     mut runner: Runner,
-    mut printer: Printer,
+    mut sinks: Sinks,
     mut events: mpsc::Receiver<Event>,
     first: Vec<Effect>,
-) -> u8 {
+) -> (u8, Sinks) {
     // Events the loop produces itself (a spawn's outcome) are applied before anything else.
     let mut own: VecDeque<Event> = VecDeque::new();
-    if let Some(code) = carry_out(first, &state, &mut runner, &mut printer, &mut own) {
-        return code;
+    if let Some(code) = carry_out(first, &state, &mut runner, &mut sinks, &mut own) {
+        return (code, sinks);
     }
     loop {
         let event = match own.pop_front() {
@@ -37,7 +40,7 @@ pub async fn run_loop(
                 tokio::select! {
                     received = events.recv() => match received {
                         Some(event) => event,
-                        None => return 1,
+                        None => return (1, sinks),
                     },
                     () = sleep_until(wake) => Event::Tick,
                 }
@@ -47,8 +50,8 @@ pub async fn run_loop(
             own.extend(runner.forget(*key).into_iter().map(Event::Notice));
         }
         let effects = update(&mut state, event, Instant::now());
-        if let Some(code) = carry_out(effects, &state, &mut runner, &mut printer, &mut own) {
-            return code;
+        if let Some(code) = carry_out(effects, &state, &mut runner, &mut sinks, &mut own) {
+            return (code, sinks);
         }
     }
 }
@@ -57,18 +60,80 @@ fn carry_out(
     effects: Vec<Effect>,
     state: &State,
     runner: &mut Runner,
-    printer: &mut Printer,
+    sinks: &mut Sinks,
     own: &mut VecDeque<Event>,
 ) -> Option<u8> {
     for effect in effects {
         match effect {
             Effect::StartRun { key, job, trigger } => own.push_back(runner.start(key, &state.jobs[job].spec, &trigger)),
             Effect::Signal { key, signal } => runner.signal(key, signal),
-            Effect::Report(report) => printer.report(&report),
+            Effect::Report(report) => sinks.report(&report),
             Effect::Exit(code) => return Some(code),
         }
     }
     None
+}
+
+/// Where reports go: the history first (so that a run looptop has reported is on disk), then
+/// the printer.
+#[derive(Debug)]
+pub struct Sinks {
+    /// The headless printer.
+    pub printer: Printer,
+    /// The history, while it works.
+    pub recorder: Option<Recorder>,
+    /// Finished runs, kept when a caller needs them (`looptop bench`).
+    pub finished: Option<Vec<RunFinished>>,
+    /// History writes are waiting for a busy file (said once per episode).
+    pub history_delayed: bool,
+}
+
+impl Sinks {
+    /// Hands a report to every sink.
+    pub fn report(&mut self, report: &Report) {
+        match report {
+            Report::RunStarted(started) => self.record(|r, patience| r.run_started(started, patience)),
+            Report::RunFinished(finished) => {
+                self.record(|r, patience| r.run_finished(finished, patience));
+                if let Some(list) = self.finished.as_mut() {
+                    list.push(finished.clone());
+                }
+            }
+            Report::Output { .. } | Report::Notice(_) => {}
+        }
+        self.printer.report(report);
+    }
+
+    fn record(&mut self, write: impl FnOnce(&Recorder, std::time::Duration) -> Result<Recorded, StoreError>) {
+        let Some(recorder) = self.recorder.as_ref() else { return };
+        // While the file is busy the loop does not wait for each write: they are queued anyway.
+        let patience = if self.history_delayed {
+            DELAYED_ACK_WAIT
+        } else {
+            ACK_WAIT
+        };
+        let notice = match write(recorder, patience) {
+            Ok(Recorded::Done) => {
+                self.history_delayed = false;
+                None
+            }
+            Ok(Recorded::Delayed) if self.history_delayed => None,
+            Ok(Recorded::Delayed) => {
+                self.history_delayed = true;
+                Some(Notice::warn(format!(
+                    "{} is busy (another process has it open): runs are kept and written when it is free",
+                    recorder.path().display()
+                )))
+            }
+            Err(e) => {
+                self.recorder = None;
+                Some(Notice::warn(format!("history is off: {e}")))
+            }
+        };
+        if let Some(notice) = notice {
+            self.printer.report(&Report::Notice(notice));
+        }
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

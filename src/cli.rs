@@ -24,8 +24,116 @@ pub struct Cli {
 pub enum Command {
     /// Run a job now and again after each batch of file changes, without the TUI.
     Run(RunArgs),
+    /// Run a job N times back to back and print its timing statistics (runs are recorded).
+    Bench(BenchArgs),
     /// Approve the commands of this project's looptop.toml (as it is now) on this machine.
     Trust,
+    /// Show recent runs, newest first.
+    History(HistoryArgs),
+    /// Show per-job statistics: runs, median, p90, MAD, min, max, and the trend of the last 20.
+    Stats(StatsArgs),
+    /// Run SQL over the history (tables: runs, samples, metrics), read-only.
+    Query(QueryArgs),
+    /// Write every history table to a directory, one file each.
+    Export(ExportArgs),
+}
+
+/// `--json` / `--csv` for commands that print tables.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// One JSON object per row.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV with a header row.
+    #[arg(long)]
+    pub csv: bool,
+}
+
+/// `looptop history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this job's runs.
+    #[arg(short, long, value_name = "NAME")]
+    pub job: Option<String>,
+    /// How many runs to show.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub limit: usize,
+    /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `looptop stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Only this job.
+    #[arg(short, long, value_name = "NAME")]
+    pub job: Option<String>,
+    /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `looptop query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL, for example "SELECT job, median(duration_ms) FROM runs GROUP BY job".
+    pub sql: String,
+    /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `looptop export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// File format.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: ExportFormatArg,
+    /// Directory to write into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// `--format` values of `looptop export`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormatArg {
+    /// Apache Parquet.
+    Parquet,
+    /// CSV with a header.
+    Csv,
+}
+
+impl From<ExportFormatArg> for crate::store::reader::ExportFormat {
+    fn from(arg: ExportFormatArg) -> Self {
+        match arg {
+            ExportFormatArg::Parquet => Self::Parquet,
+            ExportFormatArg::Csv => Self::Csv,
+        }
+    }
+}
+
+/// `looptop bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Run this job from looptop.toml (default: the first one).
+    #[arg(short, long, value_name = "NAME", conflicts_with = "command")]
+    pub job: Option<String>,
+    /// Measured runs.
+    #[arg(short = 'n', long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Runs before the measured ones, not counted (caches, compilation).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u32,
+    /// Print run events and the summary as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Run the config's commands even if this looptop.toml was never approved here.
+    #[arg(long)]
+    pub trust: bool,
+    /// The command to run, after `--` (as for `looptop run`).
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// `looptop run`.
@@ -106,6 +214,21 @@ mod tests {
         assert!(args.once && args.json);
         assert_eq!(args.grace, Some(Duration::from_millis(300)));
         assert_eq!(args.command, ["pytest", "-k", "fast"]);
+    }
+
+    #[test]
+    fn parses_history_commands() {
+        let cli = Cli::try_parse_from(["looptop", "history", "--job", "train", "-n", "5", "--json"]).expect("parses");
+        let Command::History(args) = cli.command else {
+            panic!("history")
+        };
+        assert_eq!(
+            (args.job.as_deref(), args.limit, args.output.json),
+            (Some("train"), 5, true)
+        );
+        assert!(Cli::try_parse_from(["looptop", "stats", "--json", "--csv"]).is_err());
+        assert!(Cli::try_parse_from(["looptop", "bench", "-n", "0", "--", "true"]).is_err());
+        assert!(Cli::try_parse_from(["looptop", "export", "--format", "parquet", "--out", "x"]).is_ok());
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct Printer {
     binary_runs: HashSet<String>,
     /// Whether the terminal's cursor is at the start of a line (after the job's output).
     at_line_start: bool,
+    /// Whether the job's output is shown (it is always logged).
+    pub show_output: bool,
 }
 
 impl Printer {
@@ -37,6 +39,7 @@ impl Printer {
             logs: HashMap::new(),
             binary_runs: HashSet::new(),
             at_line_start: true,
+            show_output: true,
         }
     }
 
@@ -92,7 +95,7 @@ impl Printer {
     }
 
     fn output(&mut self, run_id: &str, stream: Stream, bytes: &[u8]) {
-        if bytes.is_empty() || self.binary_runs.contains(run_id) {
+        if !self.show_output || bytes.is_empty() || self.binary_runs.contains(run_id) {
             return;
         }
         if looks_binary(bytes) {

@@ -4,7 +4,9 @@
 //! send typed `event::Event`s on one channel. `state::update` is a pure function of the state,
 //! an event and the time; it returns `effect::Effect`s, which `app::run_loop` carries out:
 //! starting and signalling runs, and handing `effect::Report`s to a sink (`headless::Printer`
-//! for `looptop run`). Configuration (`config`) is read and checked before the loop starts.
+//! for `looptop run`, and the history in `store`, an embedded DuckDB file that also answers
+//! `looptop history`, `stats`, `query` and `export`). Configuration (`config`) is read and
+//! checked before the loop starts.
 
 pub mod app;
 pub mod cli;
@@ -16,3 +18,4 @@ pub mod headless;
 pub mod report;
 pub mod sources;
 pub mod state;
+pub mod store;

@@ -32,6 +32,8 @@ pub struct RunIdentity {
     pub job: String,
     /// The command, as a shell would show it.
     pub command: String,
+    /// What kind of step the job is.
+    pub kind: crate::config::JobKind,
     /// Changed paths (relative to the project root) that caused this run; empty for the first.
     pub trigger: Vec<String>,
     /// When it started.
@@ -130,6 +132,7 @@ mod tests {
                 run_id: "r1".into(),
                 job: "test".into(),
                 command: "pytest".into(),
+                kind: crate::config::JobKind::Test,
                 trigger: vec!["src/a.py".into()],
                 ts: SystemTime::UNIX_EPOCH + Duration::from_millis(1_500),
                 log: None,

@@ -23,6 +23,8 @@ pub const CONFIG_FILE_NAME: &str = "looptop.toml";
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(5);
 /// Default cap on the quiet window once a burst of changes stretches it.
 pub const DEFAULT_DEBOUNCE_MAX: Duration = Duration::from_millis(500);
+/// Where the run history is kept, relative to the project root.
+pub const DEFAULT_HISTORY_PATH: &str = ".looptop/history.duckdb";
 /// Default time between SIGTERM and SIGKILL when a run is stopped.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -52,6 +54,18 @@ pub enum JobKind {
     /// Anything else.
     #[default]
     Other,
+}
+
+impl JobKind {
+    /// The name used in looptop.toml and in the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Query => "query",
+            JobKind::Test => "test",
+            JobKind::Train => "train",
+            JobKind::Other => "other",
+        }
+    }
 }
 
 /// How a job's command is started.
@@ -168,6 +182,8 @@ pub struct Config {
     pub watch: WatchSettings,
     /// `[[job]]`s, in file order.
     pub jobs: Vec<JobSpec>,
+    /// `[history] path`, absolute.
+    pub history_path: PathBuf,
 }
 
 /// Why a config could not be loaded.
@@ -198,6 +214,7 @@ impl Config {
                 debounce_max: DEFAULT_DEBOUNCE_MAX,
                 poll: false,
             },
+            history_path: root.join(DEFAULT_HISTORY_PATH),
             root,
             jobs: Vec::new(),
         }
@@ -242,11 +259,13 @@ impl Config {
             }
             jobs.push(resolve_job(job, &root, &at)?);
         }
+        let history_path = root.join(raw.history.path.as_deref().unwrap_or(DEFAULT_HISTORY_PATH));
         Ok(Self {
             file: Some(file.to_path_buf()),
             root,
             watch,
             jobs,
+            history_path,
         })
     }
 
@@ -417,6 +436,14 @@ struct RawConfig {
     watch: RawWatch,
     #[serde(default)]
     job: Vec<RawJob>,
+    #[serde(default)]
+    history: RawHistory,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

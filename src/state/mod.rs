@@ -20,6 +20,11 @@ pub enum Mode {
     Watch,
     /// Run once, then exit with the run's exit code.
     Once,
+    /// Run back to back until `left` more runs are done, then exit (`looptop bench`).
+    Repeat {
+        /// Runs still to start after the current one.
+        left: u32,
+    },
 }
 
 /// Why a run is (or was) being stopped.

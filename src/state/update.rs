@@ -325,7 +325,14 @@ fn request_stop(run: &mut ActiveRun, reason: StopReason, grace: Duration, now: I
 
 /// A run's group is gone: what happens next for its job and for looptop.
 fn after_run(state: &mut State, index: usize, exit_code: u8, effects: &mut Vec<Effect>) {
-    if state.mode == Mode::Once {
+    if let Mode::Repeat { left } = &mut state.mode {
+        if *left > 0 && !state.quitting {
+            *left -= 1;
+            start_run(state, index, Trigger::default(), false, effects);
+            return;
+        }
+    }
+    if matches!(state.mode, Mode::Once | Mode::Repeat { .. }) {
         if !state.any_active() {
             effects.push(Effect::Exit(exit_code));
         }
@@ -365,6 +372,7 @@ fn run_identity(spec: &crate::config::JobSpec, run: &ActiveRun) -> Option<RunIde
         run_id: spawned.run_id.clone(),
         job: spec.name.clone(),
         command: spec.command.to_string(),
+        kind: spec.kind,
         trigger: run.trigger.path_strings(),
         ts: spawned.wall,
         log: spawned.log.clone(),
@@ -740,6 +748,26 @@ mod tests {
         let effects = update(&mut state, Event::Tick, kill_at + ABANDON_AFTER);
         assert_eq!(finished(&effects).map(|f| f.outcome), Some(Outcome::Killed));
         assert!(effects.contains(&Effect::Exit(0)), "looptop can quit: {effects:?}");
+    }
+
+    #[test]
+    fn repeat_runs_back_to_back_then_exits() {
+        let t0 = Instant::now();
+        let mut state = State::new(vec![job(OnChange::Restart)], COALESCING, Mode::Repeat { left: 2 });
+        let mut key = started_key(&start_all(&mut state)).expect("first");
+        let mut starts = 1;
+        for i in 1..=3 {
+            spawn(&mut state, key, ms_after(t0, i * 100));
+            let effects = exit(&mut state, key, Some(0), None, ms_after(t0, i * 100 + 50));
+            match started_key(&effects) {
+                Some(next) => {
+                    key = next;
+                    starts += 1;
+                }
+                None => assert!(effects.contains(&Effect::Exit(0)), "{effects:?}"),
+            }
+        }
+        assert_eq!(starts, 3);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod config;
 mod examples;
 mod harness;
+mod history;
 mod output;
 mod stopping;
 mod watching;

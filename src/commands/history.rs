@@ -1,0 +1,112 @@
+//! `looptop history`, `stats`, `query` and `export`: reading the run history.
+
+use crate::cli::{ExportArgs, HistoryArgs, OutputArgs, QueryArgs, StatsArgs};
+use crate::config::Config;
+use crate::store::reader::History;
+use crate::store::table::{Cell, Format, Table};
+use crate::store::StoreError;
+
+use super::Failure;
+
+/// `looptop history`.
+pub fn history(config: &Config, args: &HistoryArgs) -> Result<u8, Failure> {
+    let table = open(config)?
+        .recent_runs(args.job.as_deref(), args.limit)
+        .map_err(failure)?;
+    print(&table, args.output.format(Format::Text));
+    Ok(0)
+}
+
+/// `looptop stats`.
+pub fn stats(config: &Config, args: &StatsArgs) -> Result<u8, Failure> {
+    let mut table = open(config)?.stats(args.job.as_deref()).map_err(failure)?;
+    let format = args.output.format(Format::Text);
+    if format == Format::Text {
+        for row in &mut table.rows {
+            if let Some(trend) = row.last_mut() {
+                *trend = Cell::Text(sparkline(trend));
+            }
+        }
+    }
+    print(&table, format);
+    Ok(0)
+}
+
+/// `looptop query`.
+pub fn query(config: &Config, args: &QueryArgs) -> Result<u8, Failure> {
+    let table = open(config)?.query(&args.sql).map_err(failure)?;
+    print(&table, args.output.format(Format::RawText));
+    Ok(0)
+}
+
+/// `looptop export`.
+pub fn export(config: &Config, args: &ExportArgs) -> Result<u8, Failure> {
+    let files = open(config)?.export(args.format.into(), &args.out).map_err(failure)?;
+    for file in files {
+        println!("{}", file.display());
+    }
+    Ok(0)
+}
+
+fn open(config: &Config) -> Result<History, Failure> {
+    History::open(&config.history_path).map_err(failure)
+}
+
+fn failure(error: StoreError) -> Failure {
+    Failure::runtime(error.to_string())
+}
+
+fn print(table: &Table, format: Format) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(table.render(format).as_bytes());
+}
+
+/// "▁▃▂▇█": each value's height between the list's min and max.
+pub fn sparkline(cell: &Cell) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let Cell::List(items) = cell else { return String::new() };
+    let values: Vec<f64> = items
+        .iter()
+        .filter_map(|c| match c {
+            Cell::Float(f) => Some(*f),
+            _ => None,
+        })
+        .collect();
+    let (min, max) = values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    values
+        .iter()
+        .map(|v| {
+            let share = if max > min { (v - min) / (max - min) } else { 0.0 };
+            BARS[((share * 7.0).round() as usize).min(7)]
+        })
+        .collect()
+}
+
+impl OutputArgs {
+    /// The format asked for, or `default`.
+    pub fn format(&self, default: Format) -> Format {
+        if self.json {
+            Format::Json
+        } else if self.csv {
+            Format::Csv
+        } else {
+            default
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparkline_spans_min_to_max() {
+        let cell = Cell::List([100.0, 200.0, 150.0, 800.0].into_iter().map(Cell::Float).collect());
+        assert_eq!(sparkline(&cell), "▁▂▂█");
+        assert_eq!(sparkline(&Cell::List(vec![Cell::Float(5.0)])), "▁");
+        assert_eq!(sparkline(&Cell::Null), "");
+    }
+}

@@ -1,0 +1,64 @@
+//! The subcommands. Each resolves what it needs (config, job, history) and hands over to the
+//! loop or the store; failures carry the exit code they deserve.
+
+pub mod history;
+pub mod run;
+
+use std::path::Path;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+/// Exit code for usage and config errors.
+pub const EXIT_USAGE: u8 = 2;
+
+/// A reason to stop, with the exit code it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    /// The process exit code.
+    pub code: u8,
+    /// What went wrong and what to do, for the user.
+    pub message: String,
+}
+
+impl Failure {
+    /// A usage or config error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+
+    /// A failure while doing the work (exit 1).
+    pub fn runtime(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+/// Runs the subcommand `cli` asks for; returns the process exit code.
+pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    let config = load_config(cli.config.as_deref())?;
+    match cli.command {
+        Command::Run(args) => run::run(&config, args),
+        Command::Bench(args) => run::bench(&config, args),
+        Command::Trust => run::trust(&config),
+        Command::History(args) => history::history(&config, &args),
+        Command::Stats(args) => history::stats(&config, &args),
+        Command::Query(args) => history::query(&config, &args),
+        Command::Export(args) => history::export(&config, &args),
+    }
+}
+
+fn load_config(explicit: Option<&Path>) -> Result<Config, Failure> {
+    let cwd =
+        std::env::current_dir().map_err(|e| Failure::runtime(format!("cannot read the current directory: {e}")))?;
+    let loaded = match explicit {
+        Some(file) => Config::load(file),
+        None => Config::discover(&cwd),
+    };
+    loaded.map_err(|e| Failure::usage(e.to_string()))
+}

@@ -1,0 +1,318 @@
+//! `looptop run`, `looptop bench` and `looptop trust`: resolve the job, check trust, then run
+//! the loop with its sinks (the headless printer and the history).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use tokio::sync::mpsc;
+
+use super::Failure;
+use crate::app::{forward_signals, run_loop, Sinks, EVENT_CHANNEL_CAPACITY};
+use crate::cli::{BenchArgs, RunArgs};
+use crate::config::trust::{describe_commands, TrustStore};
+use crate::config::{Config, JobCommand, JobSpec};
+use crate::effect::Report;
+use crate::event::Notice;
+use crate::headless::{format_duration_ms, Printer};
+use crate::report::{Outcome, RunFinished};
+use crate::sources::{runner, watcher};
+use crate::state::update::start_all;
+use crate::state::{Coalescing, Mode, State};
+use crate::store::recorder::Recorder;
+
+/// `looptop run`.
+pub fn run(config: &Config, args: RunArgs) -> Result<u8, Failure> {
+    let mut job = choose_job(config, &args.command, args.job.as_deref(), args.trust)?;
+    if let Some(timeout) = args.timeout {
+        job.timeout = Some(timeout);
+    }
+    if let Some(grace) = args.grace {
+        job.stop_grace = grace;
+    }
+    if let Some(on_change) = args.on_change {
+        job.on_change = on_change.into();
+    }
+    let mode = if args.once { Mode::Once } else { Mode::Watch };
+    let (code, _) = run_engine(config, job, mode, args.json, args.postpone)?;
+    Ok(code)
+}
+
+/// `looptop bench`: `--warmup` runs, then `--runs` measured ones, back to back.
+pub fn bench(config: &Config, args: BenchArgs) -> Result<u8, Failure> {
+    let job = choose_job(config, &args.command, args.job.as_deref(), args.trust)?;
+    let total = args.runs + args.warmup;
+    let mode = Mode::Repeat { left: total - 1 };
+    let (_, sinks) = run_engine(config, job.clone(), mode, args.json, false)?;
+    let finished = sinks.finished.unwrap_or_default();
+    if finished.len() < usize::try_from(total).unwrap_or(usize::MAX) {
+        return Err(Failure::runtime(format!(
+            "the benchmark stopped after {} of {total} runs",
+            finished.len()
+        )));
+    }
+    let measured = &finished[usize::try_from(args.warmup).unwrap_or(0)..];
+    let summary = BenchSummary::of(measured);
+    if args.json {
+        let mut line = serde_json::json!({
+            "event": "bench",
+            "job": job.name,
+            "command": job.command.to_string(),
+            "runs": measured.len(),
+            "warmup": args.warmup,
+            "failed": summary.failed,
+        });
+        if let (Some(object), Ok(serde_json::Value::Object(stats))) =
+            (line.as_object_mut(), serde_json::to_value(&summary))
+        {
+            object.extend(stats);
+        }
+        println!("{line}");
+    } else {
+        println!("{}", summary.render(&job));
+    }
+    Ok(if summary.failed == 0 { 0 } else { 1 })
+}
+
+/// Runs the loop for one job; returns its exit code and the sinks (with the finished runs when
+/// the mode repeats).
+fn run_engine(config: &Config, job: JobSpec, mode: Mode, json: bool, postpone: bool) -> Result<(u8, Sinks), Failure> {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let job_color = !no_color && !json && std::io::stdout().is_terminal();
+    let status_color = !no_color && std::io::stderr().is_terminal();
+    let root = config.root.clone();
+    let coalescing = Coalescing {
+        debounce: config.watch.debounce,
+        debounce_max: config.watch.debounce_max,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let base = std::env::current_dir().unwrap_or_else(|_| root.clone());
+        let mut printer = Printer::new(json, status_color, base);
+        // A benchmark shows its statistics, not the job's output (which is still logged).
+        printer.show_output = !matches!(mode, Mode::Repeat { .. });
+        let mut sinks = Sinks {
+            printer,
+            recorder: None,
+            finished: matches!(mode, Mode::Repeat { .. }).then(Vec::new),
+            history_delayed: false,
+        };
+        match Recorder::start(&config.history_path, &root) {
+            Ok((recorder, interrupted)) => {
+                if interrupted > 0 {
+                    let message = format!(
+                        "{interrupted} run(s) left unfinished by a looptop that stopped are marked interrupted"
+                    );
+                    sinks.printer.report(&Report::Notice(Notice::info(message)));
+                }
+                sinks.recorder = Some(recorder);
+            }
+            Err(e) => sinks
+                .printer
+                .report(&Report::Notice(Notice::warn(format!("history is off: {e}")))),
+        }
+        if let Err(e) = runner::become_subreaper() {
+            log::warn!("cannot become a child subreaper ({e}): CPU time of orphaned grandchildren is not counted");
+        }
+        forward_signals(tx.clone()).map_err(|e| Failure::runtime(format!("cannot handle signals: {e}")))?;
+        let log_dir = match runner::prepare_log_dir(&root) {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                log::warn!(
+                    "cannot write run logs under {}: {e}; output is shown but not kept",
+                    root.join(".looptop").display()
+                );
+                None
+            }
+        };
+        if mode == Mode::Watch {
+            watcher::spawn(root.clone(), &config.watch, tx.clone())
+                .map_err(|e| Failure::runtime(format!("cannot start the file watcher: {e}")))?;
+        }
+        let runner = runner::Runner::new(tx, log_dir, job_color);
+        let mut state = State::new(vec![job], coalescing, mode);
+        let first = if postpone { Vec::new() } else { start_all(&mut state) };
+        if postpone && !json {
+            sinks.printer.report(&Report::Notice(Notice::info(
+                "waiting for the first change (--postpone)",
+            )));
+        }
+        Ok(run_loop(state, runner, sinks, rx, first).await)
+    })
+}
+
+fn choose_job(config: &Config, command: &[String], name: Option<&str>, trust: bool) -> Result<JobSpec, Failure> {
+    if !command.is_empty() {
+        let command = match command {
+            [line] => JobCommand::Shell(line.clone()),
+            argv => JobCommand::Argv(argv.to_vec()),
+        };
+        let cwd = std::env::current_dir().unwrap_or_else(|_| config.root.clone());
+        return Ok(JobSpec::ad_hoc(command, cwd));
+    }
+    let job = match name {
+        Some(name) => config.job(name).map_err(Failure::usage)?.clone(),
+        None => config.jobs.first().cloned().ok_or_else(|| {
+            Failure::usage(
+                "nothing to run: give a command after `--` (looptop run -- pytest -x) or add a [[job]] to looptop.toml",
+            )
+        })?,
+    };
+    ensure_trusted(config, trust)?;
+    Ok(job)
+}
+
+fn ensure_trusted(config: &Config, accept: bool) -> Result<(), Failure> {
+    let Some(file) = &config.file else { return Ok(()) };
+    if accept {
+        return Ok(());
+    }
+    let store = TrustStore::for_user().map_err(|e| Failure::runtime(e.to_string()))?;
+    let trusted = store
+        .is_trusted(file)
+        .map_err(|e| Failure::runtime(format!("cannot read {}: {e}", file.display())))?;
+    if trusted {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "{} has not been approved on this machine, and it runs commands:\n{}\
+         If these are what you expect, approve them with `looptop trust` (run in {}), or pass --trust to run once.",
+        file.display(),
+        describe_commands(config),
+        config.root.display()
+    )))
+}
+
+/// `looptop trust`.
+pub fn trust(config: &Config) -> Result<u8, Failure> {
+    let file: PathBuf = config.file.clone().ok_or_else(|| {
+        Failure::usage(format!(
+            "no looptop.toml in {} or its parents: nothing to trust",
+            config.root.display()
+        ))
+    })?;
+    let store = TrustStore::for_user().map_err(|e| Failure::runtime(e.to_string()))?;
+    store
+        .approve(&file)
+        .map_err(|e| Failure::runtime(format!("cannot record the approval of {}: {e}", file.display())))?;
+    println!(
+        "approved {} on this machine; looptop may now run:\n{}",
+        file.display(),
+        describe_commands(config)
+    );
+    println!("Any edit to the file asks again.");
+    Ok(0)
+}
+
+/// Timing statistics of measured runs, in the manner of hyperfine.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BenchSummary {
+    /// Mean wall time.
+    pub mean_ms: f64,
+    /// Sample standard deviation of wall time.
+    pub stddev_ms: f64,
+    /// Median wall time.
+    pub median_ms: f64,
+    /// Fastest run.
+    pub min_ms: f64,
+    /// Slowest run.
+    pub max_ms: f64,
+    /// Mean user CPU time of the process tree.
+    pub user_ms: f64,
+    /// Mean system CPU time of the process tree.
+    pub sys_ms: f64,
+    /// Runs that did not pass.
+    pub failed: usize,
+}
+
+impl BenchSummary {
+    /// Statistics over `runs` (at least one).
+    pub fn of(runs: &[RunFinished]) -> Self {
+        let n = runs.len().max(1) as f64;
+        let mean = |f: fn(&RunFinished) -> f64| runs.iter().map(f).sum::<f64>() / n;
+        let mean_ms = mean(|r| r.duration_ms);
+        let variance = runs.iter().map(|r| (r.duration_ms - mean_ms).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        let mut sorted: Vec<f64> = runs.iter().map(|r| r.duration_ms).collect();
+        sorted.sort_by(f64::total_cmp);
+        let median_ms = match sorted.len() {
+            0 => 0.0,
+            len if len % 2 == 1 => sorted[len / 2],
+            len => (sorted[len / 2 - 1] + sorted[len / 2]) / 2.0,
+        };
+        Self {
+            mean_ms,
+            stddev_ms: variance.sqrt(),
+            median_ms,
+            min_ms: sorted.first().copied().unwrap_or(0.0),
+            max_ms: sorted.last().copied().unwrap_or(0.0),
+            user_ms: mean(|r| r.cpu_user_ms),
+            sys_ms: mean(|r| r.cpu_sys_ms),
+            failed: runs.iter().filter(|r| r.outcome != Outcome::Pass).count(),
+        }
+    }
+
+    /// The hyperfine-style summary for a terminal.
+    pub fn render(&self, job: &JobSpec) -> String {
+        let d = format_duration_ms;
+        let mut text = format!(
+            "Benchmark: {} ({})\n  Time (mean ± σ):   {} ± {}    [User: {}, System: {}]\n  \
+             Range (min … max): {} … {}    median {}\n",
+            job.name,
+            job.command,
+            d(self.mean_ms),
+            d(self.stddev_ms),
+            d(self.user_ms),
+            d(self.sys_ms),
+            d(self.min_ms),
+            d(self.max_ms),
+            d(self.median_ms),
+        );
+        if self.failed > 0 {
+            text.push_str(&format!("  Warning: {} run(s) did not pass\n", self.failed));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(duration_ms: f64, outcome: Outcome) -> RunFinished {
+        RunFinished {
+            run: crate::report::RunIdentity {
+                run_id: "r".into(),
+                job: "j".into(),
+                command: "c".into(),
+                kind: crate::config::JobKind::Other,
+                trigger: vec![],
+                ts: std::time::SystemTime::UNIX_EPOCH,
+                log: None,
+            },
+            exit_code: Some(0),
+            signal: None,
+            duration_ms,
+            cpu_user_ms: 10.0,
+            cpu_sys_ms: 2.0,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn summary_matches_hand_computed_statistics() {
+        let runs = [
+            run(100.0, Outcome::Pass),
+            run(200.0, Outcome::Pass),
+            run(300.0, Outcome::Fail),
+            run(400.0, Outcome::Pass),
+        ];
+        let summary = BenchSummary::of(&runs);
+        assert_eq!(summary.mean_ms, 250.0);
+        assert_eq!(summary.median_ms, 250.0);
+        assert!((summary.stddev_ms - 129.0994).abs() < 1e-3, "{}", summary.stddev_ms);
+        assert_eq!((summary.min_ms, summary.max_ms, summary.failed), (100.0, 400.0, 1));
+    }
+}

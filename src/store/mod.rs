@@ -1,0 +1,136 @@
+//! The run history: an embedded DuckDB file (`.looptop/history.duckdb` unless `[history] path`
+//! says otherwise). Nothing else in looptop knows SQL.
+//!
+//! DuckDB lets one process at a time hold a file open for writing, and while it does no other
+//! process can open it at all. So every connection here is short-lived: the recorder opens the
+//! file, writes a run's row and closes it again (a few milliseconds), and readers (`looptop
+//! history`, `query`, `export`, another looptop starting) wait and retry while it is busy. Two
+//! looptops in one project, or a query during a run, just take turns.
+
+pub mod reader;
+pub mod recorder;
+pub mod schema;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use duckdb::{AccessMode, Config, Connection};
+
+/// How long to wait for another process to let go of the history file.
+pub const BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// Why the history could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The file is something else.
+    #[error("{} is not a looptop history file ({detail}); move it away, or set [history] path in looptop.toml to another file", path.display())]
+    NotHistory {
+        /// The file.
+        path: PathBuf,
+        /// What DuckDB or looptop found.
+        detail: String,
+    },
+    /// A newer looptop wrote it.
+    #[error("{} was written by a newer looptop (history schema {found}; this looptop knows up to {supported}); upgrade looptop, or set [history] path in looptop.toml to another file", path.display())]
+    Newer {
+        /// The file.
+        path: PathBuf,
+        /// The file's schema version.
+        found: i64,
+        /// The newest version this looptop knows.
+        supported: i64,
+    },
+    /// The file or its directory cannot be written.
+    #[error("cannot write {} ({detail}); check the permissions of its directory, or set [history] path in looptop.toml to a writable place", path.display())]
+    Unwritable {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        detail: String,
+    },
+    /// Another process held the file for longer than `BUSY_WAIT`.
+    #[error("{} stayed busy for {} s: another process holds it ({detail})", path.display(), BUSY_WAIT.as_secs())]
+    Busy {
+        /// The file.
+        path: PathBuf,
+        /// DuckDB's words, which name the process.
+        detail: String,
+    },
+    /// There is no history yet.
+    #[error("no history at {}: runs are recorded there by `looptop run`", path.display())]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// DuckDB refused a statement.
+    #[error("{0}")]
+    Sql(String),
+}
+
+/// How a connection is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read and write; creates the file (and its directory) when missing.
+    Write,
+    /// Read only; the file must exist.
+    Read,
+}
+
+/// Opens the history file, waiting up to `BUSY_WAIT` while another process holds it.
+pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
+    match access {
+        Access::Read if !path.exists() => {
+            return Err(StoreError::Missing {
+                path: path.to_path_buf(),
+            })
+        }
+        Access::Write => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Unwritable {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                })?;
+            }
+        }
+        Access::Read => {}
+    }
+    let deadline = Instant::now() + BUSY_WAIT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let opened = match access {
+            Access::Write => Connection::open(path),
+            Access::Read => Config::default()
+                .access_mode(AccessMode::ReadOnly)
+                .and_then(|config| Connection::open_with_flags(path, config)),
+        };
+        match opened.map_err(|e| classify(path, &e)) {
+            Err(StoreError::Busy { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Sorts a DuckDB error about `path` into what the user can do about it.
+pub fn classify(path: &Path, error: &duckdb::Error) -> StoreError {
+    let detail = error.to_string();
+    let path = path.to_path_buf();
+    if detail.contains("Could not set lock") || detail.contains("Conflicting lock") {
+        StoreError::Busy { path, detail }
+    } else if detail.contains("not a valid DuckDB database")
+        || detail.contains("database file with version")
+        || detail.contains("is not a DuckDB")
+    {
+        StoreError::NotHistory { path, detail }
+    } else if detail.contains("Permission denied")
+        || detail.contains("Read-only file system")
+        || detail.contains("Cannot open file")
+    {
+        StoreError::Unwritable { path, detail }
+    } else {
+        StoreError::Sql(detail)
+    }
+}

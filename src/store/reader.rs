@@ -1,0 +1,129 @@
+//! Reading the history: the views `looptop history` and `looptop stats` print, raw SQL for
+//! `looptop query`, and export. Connections are read-only, so nothing here can change the
+//! history, and they are short-lived, so a recording looptop is never kept waiting for long.
+
+use std::path::{Path, PathBuf};
+
+use duckdb::types::Value;
+use duckdb::{params_from_iter, Connection};
+
+use super::table::{Cell, Table};
+use super::{open, schema, Access, StoreError};
+
+/// Durations of the last runs shown as the trend in `stats`.
+pub const TREND_RUNS: usize = 20;
+
+/// An open, read-only history.
+pub struct History {
+    conn: Connection,
+}
+
+/// `looptop export` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// Apache Parquet.
+    Parquet,
+    /// CSV with a header.
+    Csv,
+}
+
+impl History {
+    /// Opens the history at `path` for reading, waiting while a recorder holds it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open(path, Access::Read)?;
+        let found = schema::version(&conn, path)?;
+        if found > schema::SCHEMA_VERSION {
+            return Err(StoreError::Newer {
+                path: path.to_path_buf(),
+                found,
+                supported: schema::SCHEMA_VERSION,
+            });
+        }
+        Ok(Self { conn })
+    }
+
+    /// Runs any SQL statement and returns its result.
+    pub fn query(&self, sql: &str) -> Result<Table, StoreError> {
+        self.select(sql, Vec::new())
+    }
+
+    /// The newest `limit` runs (of one job, if given), newest first.
+    pub fn recent_runs(&self, job: Option<&str>, limit: usize) -> Result<Table, StoreError> {
+        let sql = "SELECT started_at, job, duration_ms, outcome, exit_code, \
+                   CASE WHEN git_commit IS NULL THEN NULL ELSE left(git_commit, 10) || CASE WHEN git_dirty THEN '+' ELSE '' END END AS git_commit, \
+                   trigger_files AS trigger, run_id::VARCHAR AS run_id \
+                   FROM runs WHERE (? IS NULL OR job = ?) ORDER BY started_at DESC LIMIT ?";
+        let job = job.map(str::to_string);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.select(
+            sql,
+            vec![Value::from(job.clone()), Value::from(job), Value::BigInt(limit)],
+        )
+    }
+
+    /// Per job: how many runs, and over the passing ones the median, p90, MAD, min and max
+    /// duration, and the trend of the last `TREND_RUNS`.
+    pub fn stats(&self, job: Option<&str>) -> Result<Table, StoreError> {
+        let sql = format!(
+            "WITH passing AS ( \
+                 SELECT job, started_at, duration_ms, \
+                        row_number() OVER (PARTITION BY job ORDER BY started_at DESC) AS newest \
+                 FROM runs WHERE outcome = 'pass' AND duration_ms IS NOT NULL AND (? IS NULL OR job = ?)), \
+             timing AS ( \
+                 SELECT job, count(*) AS passed, median(duration_ms) AS median_ms, \
+                        quantile_cont(duration_ms, 0.9) AS p90_ms, mad(duration_ms) AS mad_ms, \
+                        min(duration_ms) AS min_ms, max(duration_ms) AS max_ms, \
+                        list(duration_ms ORDER BY started_at) FILTER (WHERE newest <= {TREND_RUNS}) AS recent \
+                 FROM passing GROUP BY job), \
+             counts AS (SELECT job, count(*) AS runs FROM runs WHERE (? IS NULL OR job = ?) GROUP BY job) \
+             SELECT counts.job, runs, coalesce(passed, 0) AS passed, median_ms, p90_ms, mad_ms, min_ms, max_ms, recent \
+             FROM counts LEFT JOIN timing USING (job) ORDER BY counts.job"
+        );
+        let job = Value::from(job.map(str::to_string));
+        let mut table = self.select(&sql, vec![job.clone(), job.clone(), job.clone(), job])?;
+        // The last column becomes a sparkline for the terminal; JSON keeps the numbers.
+        if let Some(last) = table.columns.last_mut() {
+            *last = "trend".into();
+        }
+        Ok(table)
+    }
+
+    /// Writes every table into `dir` (one file each, via DuckDB's COPY); returns the files.
+    pub fn export(&self, format: ExportFormat, dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Unwritable {
+            path: dir.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        let (extension, options) = match format {
+            ExportFormat::Parquet => ("parquet", "FORMAT PARQUET"),
+            ExportFormat::Csv => ("csv", "FORMAT CSV, HEADER"),
+        };
+        let mut files = Vec::new();
+        for table in ["runs", "samples", "metrics"] {
+            let file = dir.join(format!("{table}.{extension}"));
+            let quoted = file.display().to_string().replace('\'', "''");
+            self.conn
+                .execute_batch(&format!("COPY {table} TO '{quoted}' ({options})"))
+                .map_err(|e| StoreError::Sql(e.to_string()))?;
+            files.push(file);
+        }
+        Ok(files)
+    }
+
+    fn select(&self, sql: &str, params: Vec<Value>) -> Result<Table, StoreError> {
+        let failed = |e: duckdb::Error| StoreError::Sql(e.to_string());
+        let mut stmt = self.conn.prepare(sql).map_err(failed)?;
+        let mut rows = stmt.query(params_from_iter(params)).map_err(failed)?;
+        let mut cells = Vec::new();
+        let mut width = 0;
+        while let Some(row) = rows.next().map_err(failed)? {
+            width = row.as_ref().column_count();
+            let values: Result<Vec<Cell>, _> = (0..width).map(|i| row.get::<_, Value>(i).map(Cell::from)).collect();
+            cells.push(values.map_err(failed)?);
+        }
+        drop(rows);
+        let columns = stmt.column_names();
+        debug_assert!(cells.is_empty() || width == columns.len());
+        Ok(Table { columns, rows: cells })
+    }
+}

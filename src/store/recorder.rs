@@ -1,0 +1,456 @@
+//! The recorder: writes runs into the history from a thread of its own, each write in a
+//! short-lived connection (see the module above for why). A run's row is written as `running`
+//! when it starts and completed when it ends, and the loop waits (briefly) for each write before
+//! it reports the run, so a run looptop has said is finished is on disk: `kill -9` loses nothing
+//! but the in-flight runs, which the next looptop marks `interrupted`.
+//!
+//! While another process holds the file, writes wait in order and are retried; they are never
+//! dropped for that. Any other failure turns history off for the session, said once.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use duckdb::{params, Connection};
+
+use super::{open, schema, Access, StoreError};
+use crate::report::{RunFinished, RunStarted};
+
+/// The longest the loop waits for a write before it carries on without the answer.
+pub const ACK_WAIT: Duration = Duration::from_millis(1500);
+/// How long it waits while writes are already known to be delayed (the file is busy).
+pub const DELAYED_ACK_WAIT: Duration = Duration::from_millis(50);
+
+/// Handle to the recording thread.
+#[derive(Debug)]
+pub struct Recorder {
+    tx: mpsc::Sender<Request>,
+    path: PathBuf,
+}
+
+/// A write and where to send its outcome.
+struct Request {
+    write: Write,
+    ack: mpsc::Sender<Result<(), StoreError>>,
+}
+
+#[derive(Debug, Clone)]
+enum Write {
+    Started(RunStarted),
+    Finished(RunFinished),
+    Git {
+        run_id: String,
+        commit: Option<String>,
+        dirty: Option<bool>,
+    },
+}
+
+/// What `Recorder::record` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// On disk.
+    Done,
+    /// Still waiting for the file (another process holds it); it will be written.
+    Delayed,
+}
+
+impl Recorder {
+    /// Opens the history at `path` (creating or migrating it), marks the runs left `running` by
+    /// looptops that are gone as `interrupted`, and starts recording. `root` is the project,
+    /// whose git commit each run records. Returns how many runs were marked interrupted.
+    pub fn start(path: &Path, root: &Path) -> Result<(Self, usize), StoreError> {
+        let conn = open(path, Access::Write)?;
+        schema::migrate(&conn, path)?;
+        let interrupted = mark_interrupted(&conn)?;
+        drop(conn);
+        let (tx, rx) = mpsc::channel();
+        let thread_path = path.to_path_buf();
+        let root = root.to_path_buf();
+        std::thread::Builder::new()
+            .name("looptop-history".into())
+            .spawn(move || record_forever(&thread_path, &root, &rx))
+            .map_err(|e| StoreError::Unwritable {
+                path: path.to_path_buf(),
+                detail: format!("cannot start the recording thread: {e}"),
+            })?;
+        Ok((
+            Self {
+                tx,
+                path: path.to_path_buf(),
+            },
+            interrupted,
+        ))
+    }
+
+    /// The history file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records a run's start; `patience` is how long to wait for the write (see `ACK_WAIT`).
+    pub fn run_started(&self, started: &RunStarted, patience: Duration) -> Result<Recorded, StoreError> {
+        self.send(Write::Started(started.clone()), patience)
+    }
+
+    /// Records a run's end; `patience` is how long to wait for the write.
+    pub fn run_finished(&self, finished: &RunFinished, patience: Duration) -> Result<Recorded, StoreError> {
+        self.send(Write::Finished(finished.clone()), patience)
+    }
+
+    fn send(&self, write: Write, patience: Duration) -> Result<Recorded, StoreError> {
+        let (ack, answer) = mpsc::channel();
+        let gone = || StoreError::Unwritable {
+            path: self.path.clone(),
+            detail: "the recording thread stopped".into(),
+        };
+        self.tx.send(Request { write, ack }).map_err(|_| gone())?;
+        match answer.recv_timeout(patience) {
+            Ok(Ok(())) => Ok(Recorded::Done),
+            Ok(Err(StoreError::Busy { .. })) | Err(mpsc::RecvTimeoutError::Timeout) => Ok(Recorded::Delayed),
+            Ok(Err(e)) => Err(e),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(gone()),
+        }
+    }
+}
+
+/// The recording thread: takes requests in order, writes them in as few connections as it can,
+/// and keeps what it could not write yet (file busy) for the next try.
+fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
+    let mut queue: VecDeque<Request> = VecDeque::new();
+    loop {
+        let next = if queue.is_empty() {
+            rx.recv().ok()
+        } else {
+            // Writes are waiting for a busy file: take new requests, but try again soon.
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(request) => Some(request),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) if queue.is_empty() => return,
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            }
+        };
+        if let Some(request) = next {
+            queue.push_back(request);
+        } else if queue.is_empty() {
+            return;
+        }
+        queue.extend(rx.try_iter());
+        let conn = match open(path, Access::Write) {
+            Ok(conn) => conn,
+            Err(e) => {
+                let keep = matches!(e, StoreError::Busy { .. });
+                for request in &queue {
+                    let _ = request.ack.send(Err(e.clone()));
+                }
+                if !keep {
+                    queue.clear();
+                }
+                continue;
+            }
+        };
+        let mut started = Vec::new();
+        while let Some(request) = queue.pop_front() {
+            let result = apply(&conn, &request.write);
+            if result.is_ok() {
+                if let Write::Started(run) = &request.write {
+                    started.push(run.run.run_id.clone());
+                }
+            }
+            let _ = request.ack.send(result);
+        }
+        drop(conn);
+        // The commit is looked up after the row is written, so the loop never waits for git.
+        if !started.is_empty() {
+            let (commit, dirty) = git_state(root);
+            if commit.is_some() {
+                let (ack, _answer) = mpsc::channel();
+                for run_id in started {
+                    let write = Write::Git {
+                        run_id,
+                        commit: commit.clone(),
+                        dirty,
+                    };
+                    queue.push_back(Request {
+                        write,
+                        ack: ack.clone(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
+    let sql = |e: duckdb::Error| StoreError::Sql(e.to_string());
+    match write {
+        Write::Started(started) => insert_started(conn, started).map(|_| ()).map_err(sql),
+        Write::Finished(finished) => {
+            let updated = conn
+                .execute(
+                    "UPDATE runs SET duration_ms = ?, exit_code = ?, signal = ?, outcome = ?, cpu_user_ms = ?, \
+                     cpu_sys_ms = ? WHERE run_id = ?::UUID",
+                    params![
+                        finished.duration_ms,
+                        finished.exit_code,
+                        finished.signal,
+                        outcome_name(finished),
+                        finished.cpu_user_ms,
+                        finished.cpu_sys_ms,
+                        finished.run.run_id
+                    ],
+                )
+                .map_err(sql)?;
+            if updated == 0 {
+                // Its start was never written (history was busy, then looptop restarted it):
+                // write the whole run now.
+                let started = RunStarted {
+                    run: finished.run.clone(),
+                    pid: 0,
+                };
+                insert_started(conn, &started).map_err(sql)?;
+                return apply(conn, write);
+            }
+            Ok(())
+        }
+        Write::Git { run_id, commit, dirty } => conn
+            .execute(
+                "UPDATE runs SET git_commit = ?, git_dirty = ? WHERE run_id = ?::UUID",
+                params![commit, dirty, run_id],
+            )
+            .map(|_| ())
+            .map_err(sql),
+    }
+}
+
+fn insert_started(conn: &Connection, started: &RunStarted) -> duckdb::Result<usize> {
+    let run = &started.run;
+    let triggers = run.trigger.join("\n");
+    conn.execute(
+        "INSERT INTO runs (run_id, job, command, kind, started_at, outcome, trigger_files, host, \
+         looptop_version, log_path, recorder) VALUES (?::UUID, ?, ?, ?, make_timestamp(?::BIGINT)::TIMESTAMPTZ, \
+         'running', CASE WHEN ? = '' THEN []::VARCHAR[] ELSE string_split(?, chr(10)) END, ?, ?, ?, ?)",
+        params![
+            run.run_id,
+            run.job,
+            run.command,
+            run.kind.as_str(),
+            micros_since_epoch(run.ts),
+            triggers,
+            triggers,
+            host_name(),
+            env!("CARGO_PKG_VERSION"),
+            run.log.as_ref().map(|p| p.display().to_string()),
+            recorder_id()
+        ],
+    )
+}
+
+fn outcome_name(finished: &RunFinished) -> String {
+    serde_json::to_value(finished.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Marks `running` rows whose looptop is gone (crashed, killed) as `interrupted`.
+fn mark_interrupted(conn: &Connection) -> Result<usize, StoreError> {
+    let sql = |e: duckdb::Error| StoreError::Sql(e.to_string());
+    let recorders: Vec<String> = conn
+        .prepare("SELECT DISTINCT coalesce(recorder, '') FROM runs WHERE outcome = 'running'")
+        .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+        .map_err(sql)?;
+    let mut marked = 0;
+    for recorder in recorders.iter().filter(|r| !recorder_alive(r)) {
+        marked += conn
+            .execute(
+                "UPDATE runs SET outcome = 'interrupted' WHERE outcome = 'running' AND coalesce(recorder, '') = ?",
+                params![recorder],
+            )
+            .map_err(sql)?;
+    }
+    Ok(marked)
+}
+
+/// This looptop, as "host:pid:start" (start in clock ticks after boot, so a reused pid differs).
+pub fn recorder_id() -> String {
+    let pid = std::process::id();
+    format!("{}:{pid}:{}", host_name(), process_start(pid).unwrap_or(0))
+}
+
+/// Whether the looptop that wrote `recorder` still runs. One on another host cannot be checked
+/// from here and counts as alive.
+fn recorder_alive(recorder: &str) -> bool {
+    let mut parts = recorder.rsplitn(3, ':');
+    let (Some(start), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    if host != host_name() {
+        return true;
+    }
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return false;
+    };
+    process_start(pid) == Some(start)
+}
+
+/// Field 22 of /proc/<pid>/stat: when the process started, in clock ticks after boot.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn micros_since_epoch(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// The project's current commit and whether tracked files differ from it; `None`s outside git.
+fn git_state(root: &Path) -> (Option<String>, Option<bool>) {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let Some(commit) = git(&["rev-parse", "HEAD"]) else {
+        return (None, None);
+    };
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
+    (Some(commit), dirty)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_a_live_recorder_and_a_dead_pid_is_not() {
+        assert!(recorder_alive(&recorder_id()));
+        let dead = format!("{}:{}:1", host_name(), u32::MAX - 1);
+        assert!(!recorder_alive(&dead));
+        assert!(!recorder_alive("garbage"));
+        assert!(recorder_alive("some-other-host:1:1"), "other hosts cannot be checked");
+    }
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+    use crate::config::JobKind;
+    use crate::report::{Outcome, RunIdentity};
+    use crate::store::reader::History;
+    use crate::store::table::Cell;
+
+    fn identity(run_id: &str) -> RunIdentity {
+        RunIdentity {
+            run_id: run_id.into(),
+            job: "train".into(),
+            command: "python train.py".into(),
+            kind: JobKind::Train,
+            trigger: vec!["model.py".into(), "data/a.csv".into()],
+            ts: SystemTime::now(),
+            log: None,
+        }
+    }
+
+    #[test]
+    fn a_run_is_written_running_then_completed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".looptop/history.duckdb");
+        let (recorder, interrupted) = Recorder::start(&path, dir.path()).expect("start");
+        assert_eq!(interrupted, 0);
+        let run_id = uuid::Uuid::now_v7().to_string();
+        let started = RunStarted {
+            run: identity(&run_id),
+            pid: 1,
+        };
+        assert_eq!(recorder.run_started(&started, ACK_WAIT), Ok(Recorded::Done));
+        let history = History::open(&path).expect("read");
+        let outcome = history
+            .query("SELECT outcome, trigger_files, kind FROM runs")
+            .expect("query");
+        assert_eq!(outcome.rows[0][0], Cell::Text("running".into()));
+        assert_eq!(
+            outcome.rows[0][1],
+            Cell::List(vec![Cell::Text("model.py".into()), Cell::Text("data/a.csv".into())])
+        );
+        drop(history);
+        let finished = RunFinished {
+            run: identity(&run_id),
+            exit_code: Some(0),
+            signal: None,
+            duration_ms: 1234.5,
+            cpu_user_ms: 1000.0,
+            cpu_sys_ms: 20.0,
+            outcome: Outcome::Pass,
+        };
+        assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
+        let history = History::open(&path).expect("read");
+        let row = history
+            .query("SELECT outcome, duration_ms, exit_code FROM runs")
+            .expect("query");
+        assert_eq!(
+            row.rows[0],
+            vec![Cell::Text("pass".into()), Cell::Float(1234.5), Cell::Int(0)]
+        );
+    }
+
+    #[test]
+    fn runs_left_running_by_a_dead_looptop_become_interrupted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("history.duckdb");
+        let conn = open(&path, Access::Write).expect("open");
+        schema::migrate(&conn, &path).expect("migrate");
+        let dead = format!("{}:{}:1", host_name(), u32::MAX - 1);
+        for recorder in [dead.as_str(), recorder_id().as_str()] {
+            conn.execute(
+                "INSERT INTO runs (run_id, job, command, kind, started_at, outcome, trigger_files, host, \
+                 looptop_version, recorder) VALUES (uuid(), 'j', 'c', 'other', now(), 'running', [], 'h', 'v', ?)",
+                params![recorder],
+            )
+            .expect("insert");
+        }
+        drop(conn);
+        let (_recorder, interrupted) = Recorder::start(&path, dir.path()).expect("start");
+        assert_eq!(interrupted, 1, "only the dead looptop's run");
+        let history = History::open(&path).expect("read");
+        let outcomes = history
+            .query("SELECT outcome FROM runs ORDER BY outcome")
+            .expect("query");
+        assert_eq!(
+            outcomes.rows,
+            vec![
+                vec![Cell::Text("interrupted".into())],
+                vec![Cell::Text("running".into())]
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_duckdb_is_named_and_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("history.duckdb");
+        std::fs::write(&path, "precious notes, not a database\n").expect("write");
+        let error = Recorder::start(&path, dir.path()).expect_err("refused");
+        assert!(matches!(error, StoreError::NotHistory { .. }), "{error:?}");
+        assert!(error.to_string().contains(&path.display().to_string()));
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "precious notes, not a database\n"
+        );
+    }
+}

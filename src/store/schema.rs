@@ -1,0 +1,121 @@
+//! The history's schema and its versions. A file written by an older looptop is migrated in
+//! place, one version at a time, each in a transaction; rows are never dropped. A file from a
+//! newer looptop is refused, not touched.
+
+use std::path::Path;
+
+use duckdb::Connection;
+
+use super::StoreError;
+
+/// Each migration, in order; version N is the state after the first N.
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+
+/// The schema version this looptop writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The file's schema version (0 for a new, empty database), or an error if it is some other
+/// database.
+pub fn version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
+    let sql = |e: duckdb::Error| StoreError::Sql(e.to_string());
+    let tables: Vec<String> = conn
+        .prepare("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
+        .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+        .map_err(sql)?;
+    if !tables.iter().any(|t| t == "looptop_schema") {
+        return match tables.first() {
+            None => Ok(0),
+            Some(other) => Err(StoreError::NotHistory {
+                path: path.to_path_buf(),
+                detail: format!("it is a DuckDB database with other tables, such as `{other}`"),
+            }),
+        };
+    }
+    conn.query_row("SELECT coalesce(max(version), 0) FROM looptop_schema", [], |row| {
+        row.get(0)
+    })
+    .map_err(sql)
+}
+
+/// Brings the file up to `SCHEMA_VERSION`.
+pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    migrate_with(conn, path, MIGRATIONS)
+}
+
+fn migrate_with(conn: &Connection, path: &Path, migrations: &[&str]) -> Result<(), StoreError> {
+    let found = version(conn, path)?;
+    let supported = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
+    if found > supported {
+        return Err(StoreError::Newer {
+            path: path.to_path_buf(),
+            found,
+            supported,
+        });
+    }
+    for (done, sql) in migrations.iter().enumerate().skip(usize::try_from(found).unwrap_or(0)) {
+        let next = done + 1;
+        let batch = format!(
+            "BEGIN TRANSACTION;\nCREATE TABLE IF NOT EXISTS looptop_schema (version INTEGER NOT NULL);\n{sql}\n\
+             INSERT INTO looptop_schema VALUES ({next});\nCOMMIT;"
+        );
+        if let Err(e) = conn.execute_batch(&batch) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(StoreError::Sql(format!(
+                "migrating {} to schema {next}: {e}",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_file_gets_the_current_schema_and_migrating_twice_is_harmless() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.duckdb");
+        let conn = Connection::open(&path).expect("open");
+        assert_eq!(version(&conn, &path), Ok(0));
+        migrate(&conn, &path).expect("migrate");
+        migrate(&conn, &path).expect("again");
+        assert_eq!(version(&conn, &path), Ok(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn an_older_file_is_migrated_in_place_keeping_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.duckdb");
+        let conn = Connection::open(&path).expect("open");
+        migrate(&conn, &path).expect("v1");
+        conn.execute_batch(
+            "INSERT INTO runs (run_id, job, command, kind, started_at, outcome, trigger_files, host, looptop_version) \
+             VALUES (uuid(), 'train', 'python t.py', 'train', now(), 'pass', [], 'h', '0.1.0')",
+        )
+        .expect("row");
+        // A later looptop adds a column: the same path must take the file from v1 to v2.
+        let v2 = "ALTER TABLE runs ADD COLUMN gpu_util_pct DOUBLE;";
+        let later = [MIGRATIONS[0], v2];
+        migrate_with(&conn, &path, &later).expect("v2");
+        assert_eq!(version(&conn, &path), Ok(2));
+        let (rows, column): (i64, Option<f64>) = conn
+            .query_row("SELECT count(*), any_value(gpu_util_pct) FROM runs", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("query");
+        assert_eq!((rows, column), (1, None));
+        assert!(matches!(migrate(&conn, &path), Err(StoreError::Newer { found: 2, .. })));
+    }
+
+    #[test]
+    fn another_duckdb_database_is_not_taken_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("other.duckdb");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch("CREATE TABLE customers (id INTEGER)")
+            .expect("table");
+        assert!(matches!(migrate(&conn, &path), Err(StoreError::NotHistory { .. })));
+    }
+}

@@ -76,7 +76,7 @@ fn fill(path: &Path) {
     schema::migrate(&conn, path).expect("migrate");
     conn.execute_batch(&format!(
         "INSERT INTO runs SELECT uuidv7(), 'job' || (i % 5), 'python train.py --steps 20', 'train', \
-         TIMESTAMPTZ '2026-01-01 00:00:00+00' + to_seconds(i * 30), 500 + 100 * random(), \
+         make_timestamp((1767225600 + i * 30) * 1000000)::TIMESTAMPTZ, 500 + 100 * random(), \
          CASE WHEN i % 10 = 0 THEN 1 ELSE 0 END, NULL, CASE WHEN i % 10 = 0 THEN 'fail' ELSE 'pass' END, \
          400 * random(), 40 * random(), (1e9 * random())::BIGINT, ['model.py'], '0123456789abcdef', false, \
          'bench', '0.1.0', NULL, NULL FROM range({RUNS}) AS t(i)"

@@ -98,12 +98,15 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
     let deadline = Instant::now() + BUSY_WAIT;
     let mut pause = Duration::from_millis(2);
     loop {
-        let opened = match access {
-            Access::Write => Connection::open(path),
-            Access::Read => Config::default()
-                .access_mode(AccessMode::ReadOnly)
-                .and_then(|config| Connection::open_with_flags(path, config)),
+        let mode = match access {
+            Access::Write => AccessMode::ReadWrite,
+            Access::Read => AccessMode::ReadOnly,
         };
+        // Never reach for the network to fetch an extension a query asks for.
+        let opened = Config::default()
+            .access_mode(mode)
+            .and_then(|config| config.with("autoinstall_known_extensions", "false"))
+            .and_then(|config| Connection::open_with_flags(path, config));
         match opened.map_err(|e| classify(path, &e)) {
             Err(StoreError::Busy { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(pause);

@@ -63,7 +63,12 @@ fn carry_out(
     sinks: &mut Sinks,
     own: &mut VecDeque<Event>,
 ) -> Option<u8> {
-    for effect in effects {
+    // Processes first: a restart must not wait for the history write of the run it replaces.
+    // Reports keep their order, and the new run's own report comes after them.
+    let (actions, rest): (Vec<Effect>, Vec<Effect>) = effects
+        .into_iter()
+        .partition(|e| matches!(e, Effect::StartRun { .. } | Effect::Signal { .. }));
+    for effect in actions.into_iter().chain(rest) {
         match effect {
             Effect::StartRun { key, job, trigger } => own.push_back(runner.start(key, &state.jobs[job].spec, &trigger)),
             Effect::Signal { key, signal } => runner.signal(key, signal),

@@ -1,8 +1,11 @@
 //! Coalescing file changes into one run per burst. A fixed trailing debounce cannot both start
 //! within milliseconds of a save and give one run for a 3,000-file storm, so the quiet window
 //! that must pass before a run starts stretches with the burst:
-//! - a burst touching few paths (an editor save: the file, a backup, a swap file) waits only
+//! - a burst touching one or two paths (an editor save; its temporaries are ignored) waits only
 //!   `debounce` (5 ms by default) after its last event;
+//! - a burst touching `MULTI_FILE_PATHS` or more distinct paths is no single save and waits at
+//!   least `MULTI_FILE_QUIET`, so that a storm whose writer stalls after its first few files is
+//!   not split;
 //! - a burst touching `STORM_PATHS` or more distinct paths is a storm (checkout, formatter,
 //!   generator) and waits at least `STORM_QUIET`;
 //! - the longer a burst has lasted, the longer the quiet it needs (a quarter of its length),
@@ -14,6 +17,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// Distinct paths from which a burst is not a single save.
+pub const MULTI_FILE_PATHS: usize = 3;
+/// The least quiet such a burst needs before a run starts.
+pub const MULTI_FILE_QUIET: Duration = Duration::from_millis(50);
 /// Distinct paths from which a burst counts as a storm.
 pub const STORM_PATHS: usize = 8;
 /// The least quiet a storm needs before a run starts.
@@ -80,6 +87,8 @@ impl Burst {
         let mut window = settings.debounce;
         if self.paths.len() >= STORM_PATHS || self.rescan {
             window = window.max(STORM_QUIET);
+        } else if self.paths.len() >= MULTI_FILE_PATHS {
+            window = window.max(MULTI_FILE_QUIET);
         }
         window = window.max((self.last_at - self.first_at) / 4);
         window.min(settings.debounce_max).max(settings.debounce)
@@ -108,12 +117,20 @@ mod tests {
     fn a_save_waits_only_the_short_window() {
         let t0 = Instant::now();
         let mut burst = Burst::new(t0);
-        burst.add(vec!["a.py".into(), "a.py~".into(), "4913".into()], false, t0);
+        burst.add(vec!["a.py".into(), "a.py~".into()], false, t0);
         burst.add(vec!["a.py".into()], false, t0 + Duration::from_micros(300));
         assert_eq!(
             burst.due_at(SETTINGS),
             t0 + Duration::from_micros(300) + Duration::from_millis(5)
         );
+    }
+
+    #[test]
+    fn a_few_files_at_once_wait_longer_than_a_save() {
+        let t0 = Instant::now();
+        let mut burst = Burst::new(t0);
+        burst.add(paths(3), false, t0);
+        assert_eq!(burst.quiet_window(SETTINGS), MULTI_FILE_QUIET);
     }
 
     #[test]

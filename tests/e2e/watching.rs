@@ -21,25 +21,43 @@ fn a_change_reruns_the_job_and_names_the_file() {
     assert!(session.interrupt().success());
 }
 
+/// The contract: a storm whose writer does not pause longer than the quiet window of a save
+/// (`debounce_ms`, 5 ms) between its first files gives exactly one run. On a loaded machine the
+/// writer itself can be descheduled for longer; such an attempt does not meet the precondition
+/// and is repeated with a fresh project.
 #[test]
 fn a_storm_of_3000_files_gives_exactly_one_run() {
-    let project = Project::new();
-    let mut session = project.spawn(&["--postpone", "--", "true"]);
-    session.wait_watching();
-    std::fs::create_dir_all(project.path().join("gen")).expect("mkdir");
-    // Like a checkout or a generator: a quick start, then a steady pace for about a second.
-    for i in 0..3000 {
-        std::fs::write(project.path().join(format!("gen/f{i}.py")), "x").expect("write");
-        if i >= 20 && i % 10 == 0 {
-            std::thread::sleep(Duration::from_millis(3));
+    for _attempt in 0..5 {
+        let project = Project::new();
+        let mut session = project.spawn(&["--postpone", "--", "true"]);
+        session.wait_watching();
+        std::fs::create_dir_all(project.path().join("gen")).expect("mkdir");
+        // Like a checkout or a generator: a quick start, then a steady pace for about a second.
+        let mut opening_gap = Duration::ZERO;
+        let mut last = std::time::Instant::now();
+        for i in 0..3000 {
+            std::fs::write(project.path().join(format!("gen/f{i}.py")), "x").expect("write");
+            if i < 3 {
+                opening_gap = opening_gap.max(last.elapsed());
+                last = std::time::Instant::now();
+            }
+            if i >= 20 && i % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(3));
+            }
         }
+        if opening_gap >= Duration::from_millis(4) {
+            eprintln!("the writer stalled {opening_gap:?} between its first files; trying again");
+            continue;
+        }
+        let started = session.next("run_started");
+        assert_eq!(trigger(&started).len(), 1000, "trigger paths are capped, not lost");
+        session.next("run_finished");
+        session.expect_quiet("run_started", Duration::from_millis(1500));
+        let runs = session.seen.iter().filter(|e| e["event"] == "run_started").count();
+        assert_eq!(runs, 1);
+        return;
     }
-    let started = session.next("run_started");
-    assert_eq!(trigger(&started).len(), 1000, "trigger paths are capped, not lost");
-    session.next("run_finished");
-    session.expect_quiet("run_started", Duration::from_millis(1500));
-    let runs = session.seen.iter().filter(|e| e["event"] == "run_started").count();
-    assert_eq!(runs, 1);
+    panic!("the machine is too loaded: the storm writer stalled at its start in every attempt");
 }
 
 #[test]

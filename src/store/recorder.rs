@@ -39,11 +39,6 @@ struct Request {
 enum Write {
     Started(RunStarted),
     Finished(RunFinished),
-    Git {
-        run_id: String,
-        commit: Option<String>,
-        dirty: Option<bool>,
-    },
 }
 
 /// What `Recorder::record` found.
@@ -123,12 +118,7 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
             rx.recv().ok()
         } else {
             // Writes are waiting for a busy file: take new requests, but try again soon.
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(request) => Some(request),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) if queue.is_empty() => return,
-                Err(mpsc::RecvTimeoutError::Disconnected) => None,
-            }
+            rx.recv_timeout(Duration::from_millis(200)).ok()
         };
         if let Some(request) = next {
             queue.push_back(request);
@@ -160,23 +150,25 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
             let _ = request.ack.send(result);
         }
         drop(conn);
-        // The commit is looked up after the row is written, so the loop never waits for git.
+        // The commit is looked up after the rows are written, so the loop never waits for git.
         if !started.is_empty() {
-            let (commit, dirty) = git_state(root);
-            if commit.is_some() {
-                let (ack, _answer) = mpsc::channel();
-                for run_id in started {
-                    let write = Write::Git {
-                        run_id,
-                        commit: commit.clone(),
-                        dirty,
-                    };
-                    queue.push_back(Request {
-                        write,
-                        ack: ack.clone(),
-                    });
-                }
-            }
+            record_commit(path, root, &started);
+        }
+    }
+}
+
+/// Adds the project's git commit to the runs just started. It is optional: if the file is
+/// busy for longer than `super::BUSY_WAIT` the runs keep no commit.
+fn record_commit(path: &Path, root: &Path, run_ids: &[String]) {
+    let (Some(commit), dirty) = git_state(root) else { return };
+    let Ok(conn) = open(path, Access::Write) else { return };
+    for run_id in run_ids {
+        let updated = conn.execute(
+            "UPDATE runs SET git_commit = ?, git_dirty = ? WHERE run_id = ?::UUID",
+            params![commit, dirty, run_id],
+        );
+        if let Err(e) = updated {
+            log::warn!("history: cannot record the commit of run {run_id}: {e}");
         }
     }
 }
@@ -213,13 +205,6 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
             }
             Ok(())
         }
-        Write::Git { run_id, commit, dirty } => conn
-            .execute(
-                "UPDATE runs SET git_commit = ?, git_dirty = ? WHERE run_id = ?::UUID",
-                params![commit, dirty, run_id],
-            )
-            .map(|_| ())
-            .map_err(sql),
     }
 }
 

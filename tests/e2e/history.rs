@@ -212,3 +212,37 @@ fn bench_runs_back_to_back_prints_statistics_and_records_every_run() {
     assert_eq!(summary["runs"], 2);
     assert!(summary["mean_ms"].as_f64().is_some_and(|m| m >= 50.0), "{summary}");
 }
+
+#[test]
+fn each_run_records_the_commit_and_whether_the_tree_was_dirty() {
+    let project = Project::new();
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+            .args(args)
+            .current_dir(project.path())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?}");
+    };
+    project.write("model.py", "x = 1\n");
+    git(&["init", "-q"]);
+    git(&["add", "model.py"]);
+    git(&["commit", "-q", "-m", "first"]);
+    assert!(project.run(&["run", "--once", "--", "true"]).status.success());
+    project.write("model.py", "x = 2\n");
+    assert!(project.run(&["run", "--once", "--", "true"]).status.success());
+    let done = project.run(&[
+        "query",
+        "SELECT length(git_commit) AS len, git_dirty FROM runs ORDER BY started_at",
+        "--json",
+    ]);
+    let rows = json_rows(&done.stdout);
+    assert_eq!(rows.len(), 2, "{}", done.stderr);
+    assert_eq!(
+        (rows[0]["len"].as_i64(), rows[0]["git_dirty"].as_bool()),
+        (Some(40), Some(false))
+    );
+    assert_eq!(rows[1]["git_dirty"], true);
+}

@@ -1,5 +1,5 @@
 //! History benchmark: fills a history with 100,000 runs and 10,000,000 samples (the samples
-//! through DuckDB's Appender, as the sampler writes them), then times what a looptop does at
+//! through the recorder's own Appender writer, one GPU each), then times what a looptop does at
 //! start: opening the file for recording (migrate, mark interrupted runs), the last 200 runs of
 //! a job, and per-job statistics, each in-process and as a whole `looptop history` process.
 //!
@@ -10,9 +10,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use duckdb::params;
+use looptop::event::RunKey;
+use looptop::sample::{GpuSample, HostSample, ProcessSample, Sample, TreeSample};
 use looptop::store::reader::History;
 use looptop::store::recorder::Recorder;
+use looptop::store::samples::{append, SampleRow};
 use looptop::store::{open, schema, Access};
 
 const RUNS: usize = 100_000;
@@ -79,23 +81,69 @@ fn fill(path: &Path) {
          make_timestamp((1767225600 + i * 30) * 1000000)::TIMESTAMPTZ, 500 + 100 * random(), \
          CASE WHEN i % 10 = 0 THEN 1 ELSE 0 END, NULL, CASE WHEN i % 10 = 0 THEN 'fail' ELSE 'pass' END, \
          400 * random(), 40 * random(), (1e9 * random())::BIGINT, ['model.py'], '0123456789abcdef', false, \
-         'bench', '0.1.0', NULL, NULL FROM range({RUNS}) AS t(i)"
+         'bench', '0.1.0', NULL, NULL, {SAMPLES_PER_RUN}, 100 * random(), 200 * random(), 50 * random(), \
+         (1e10 * random())::BIGINT, random() FROM range({RUNS}) AS t(i)"
     ))
     .expect("runs");
     let run_ids: Vec<String> = conn
         .prepare("SELECT run_id::VARCHAR FROM runs")
         .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
         .expect("run ids");
-    let mut appender = conn.appender("samples").expect("appender");
-    for run_id in &run_ids {
-        for i in 0..SAMPLES_PER_RUN {
-            let t_ms = i as f64 * 250.0;
-            appender
-                .append_row(params![run_id, t_ms, (i % 100) as f64, 1_000_000_i64 + i as i64])
-                .expect("append");
-        }
+    // The recorder's own writer, a thousand runs per batch.
+    for chunk in run_ids.chunks(1_000) {
+        let rows: Vec<SampleRow> = chunk
+            .iter()
+            .flat_map(|run_id| (0..SAMPLES_PER_RUN).map(move |i| (run_id, i)))
+            .map(|(run_id, i)| SampleRow {
+                run_id: run_id.clone(),
+                sample: Box::new(sample(i)),
+            })
+            .collect();
+        append(&conn, &rows).expect("append");
     }
-    appender.flush().expect("flush");
+}
+
+/// A sample as a training run on one GPU gives.
+fn sample(i: usize) -> Sample {
+    Sample {
+        key: RunKey(1),
+        t_ms: i as f64 * 250.0,
+        host: HostSample {
+            cpu_pct: 30.0,
+            core_pct: vec![100.0, 20.0, 10.0, 10.0],
+            mem_used_bytes: 8 << 30,
+            mem_total_bytes: 32 << 30,
+            swap_used_bytes: 0,
+            load_1m: 1.5,
+        },
+        tree: TreeSample {
+            processes: 5,
+            threads: 40,
+            cpu_pct: (i % 100) as f32 * 4.0,
+            rss_bytes: 1_000_000 + i as u64,
+            read_bytes_per_s: 1e6,
+            write_bytes_per_s: 0.0,
+            top: vec![ProcessSample {
+                pid: 4242,
+                name: "python".into(),
+                cpu_pct: 99.0,
+                rss_bytes: 1 << 30,
+            }],
+        },
+        gpus: vec![GpuSample {
+            index: 0,
+            util_pct: Some((i % 100) as u32),
+            mem_util_pct: Some(10),
+            mem_used_bytes: Some(10 << 30),
+            mem_total_bytes: Some(80 << 30),
+            power_mw: Some(300_000),
+            temp_c: Some(60),
+            sm_clock_mhz: Some(1980),
+            job_present: Some(true),
+            job_mem_bytes: Some(9 << 30),
+            job_sm_pct: Some(40),
+        }],
+    }
 }
 
 fn report(what: &str, mut operation: impl FnMut()) {

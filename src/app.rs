@@ -11,6 +11,7 @@ use crate::event::{Event, Notice};
 use crate::headless::Printer;
 use crate::report::RunFinished;
 use crate::sources::runner::Runner;
+use crate::sources::sampler::Sampler;
 use crate::state::{next_wakeup, update, State};
 use crate::store::recorder::{Recorded, Recorder, ACK_WAIT, DELAYED_ACK_WAIT};
 use crate::store::StoreError;
@@ -19,10 +20,12 @@ use crate::store::StoreError;
 /// bounds looptop's memory whatever a job prints.
 pub const EVENT_CHANNEL_CAPACITY: usize = 64;
 
-/// Runs the loop until an `Effect::Exit`; returns its exit code and the sinks.
+/// Runs the loop until an `Effect::Exit`; returns its exit code and the sinks. The sampler,
+/// when there is one, follows the runs' lives.
 pub async fn run_loop(
     mut state: State,
     mut runner: Runner,
+    sampler: Option<Sampler>,
     mut sinks: Sinks,
     mut events: mpsc::Receiver<Event>,
     first: Vec<Effect>,
@@ -48,6 +51,9 @@ pub async fn run_loop(
         };
         if let Event::RunReaped { key, .. } = &event {
             own.extend(runner.forget(*key).into_iter().map(Event::Notice));
+        }
+        if let Some(sampler) = &sampler {
+            sampler.observe(&event);
         }
         let effects = update(&mut state, event, Instant::now());
         if let Some(code) = carry_out(effects, &state, &mut runner, &mut sinks, &mut own) {
@@ -103,6 +109,12 @@ impl Sinks {
                 if let Some(list) = self.finished.as_mut() {
                     list.push(finished.clone());
                 }
+            }
+            Report::Sample { run_id, sample } => {
+                if let Some(recorder) = &self.recorder {
+                    recorder.sample(run_id, sample);
+                }
+                return;
             }
             Report::Output { .. } | Report::Notice(_) => {}
         }

@@ -14,6 +14,10 @@ pub struct Cli {
     /// Use this config file instead of looking for looptop.toml in . and its parents.
     #[arg(short, long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Load NVML from this file (the NVIDIA driver's libnvidia-ml.so.1) instead of the usual
+    /// places; also LOOPTOP_NVML_LIB, or [gpu] nvml_lib in looptop.toml.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub nvml_lib: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -32,10 +36,20 @@ pub enum Command {
     History(HistoryArgs),
     /// Show per-job statistics: runs, median, p90, MAD, min, max, and the trend of the last 20.
     Stats(StatsArgs),
-    /// Run SQL over the history (tables: runs, samples, metrics), read-only.
+    /// Run SQL over the history (tables: runs, samples, gpu_samples, metrics), read-only.
     Query(QueryArgs),
     /// Write every history table to a directory, one file each.
     Export(ExportArgs),
+    /// Show what looptop can see here: config, history, inotify limits, NVML and each GPU.
+    Doctor(DoctorArgs),
+}
+
+/// `looptop doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--json` / `--csv` for commands that print tables.

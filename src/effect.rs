@@ -30,11 +30,20 @@ pub enum Report {
         /// The bytes.
         bytes: Vec<u8>,
     },
+    /// A resource reading of a run (for the history).
+    Sample {
+        /// The run's id.
+        run_id: String,
+        /// The reading.
+        sample: Box<crate::sample::Sample>,
+    },
     /// A message for the user.
     Notice(Notice),
 }
 
 /// What should happen.
+// A handful of effects live for one turn of the loop: boxing the report would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Start a run of job `job` (an index into `State::jobs`).

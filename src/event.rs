@@ -147,10 +147,30 @@ pub enum Event {
         /// CPU time of every process of the run that was reaped.
         cpu: CpuTime,
     },
+    /// A resource reading of an active run.
+    Sample(Box<crate::sample::Sample>),
+    /// What the sampler found out about GPUs (once, when it first looks).
+    Gpus(GpuStatus),
     /// The user asked looptop to quit (Ctrl-C, SIGTERM, SIGHUP).
     Interrupt,
     /// Time passed; deadlines may be due.
     Tick,
     /// A source has something to tell the user.
     Notice(Notice),
+}
+
+/// Whether looptop can read GPUs, and which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GpuStatus {
+    /// NVML works.
+    Available {
+        /// The library loaded.
+        library: String,
+        /// The driver's version.
+        driver: Option<String>,
+        /// The GPUs watched.
+        devices: Vec<crate::sources::sampler::gpu::GpuInfo>,
+    },
+    /// No GPU readings, and why.
+    Unavailable(crate::sources::sampler::gpu::GpuUnavailable),
 }

@@ -80,7 +80,7 @@ impl Printer {
                 };
                 self.paint(color, &format!("[looptop] {label}{}", notice.message))
             }
-            Report::Output { .. } => return,
+            Report::Output { .. } | Report::Sample { .. } => return,
         };
         self.status(&line);
     }

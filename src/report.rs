@@ -71,6 +71,29 @@ pub struct RunFinished {
     pub cpu_sys_ms: f64,
     /// How it ended.
     pub outcome: Outcome,
+    /// What its samples add up to.
+    #[serde(flatten)]
+    pub usage: RunUsage,
+}
+
+/// A run's resource use, from its samples. A figure looptop could not measure is `None`
+/// (`null` in JSON), never 0.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunUsage {
+    /// How many samples were taken.
+    pub samples: u32,
+    /// Mean CPU of the process tree, in % of one core.
+    pub cpu_mean_pct: Option<f64>,
+    /// 95th percentile of the tree's CPU, in % of one core.
+    pub cpu_p95_pct: Option<f64>,
+    /// Peak resident memory of the tree.
+    pub peak_rss_bytes: Option<u64>,
+    /// Mean utilization of the GPUs the run used (all watched GPUs when NVML cannot tell).
+    pub gpu_util_mean_pct: Option<f64>,
+    /// Peak GPU memory held by the run's processes, all GPUs together.
+    pub gpu_mem_peak_bytes: Option<u64>,
+    /// Share of samples in which a process of the run held a GPU context.
+    pub gpu_on_fraction: Option<f64>,
 }
 
 impl RunFinished {
@@ -109,14 +132,14 @@ enum JsonLine<'a> {
     Notice(&'a Notice),
 }
 
-/// The report as one line of JSON (without the newline); `None` for raw output, which is not
-/// part of the JSON stream.
+/// The report as one line of JSON (without the newline); `None` for raw output and samples,
+/// which are not part of the JSON stream.
 pub fn json_line(report: &Report) -> Option<String> {
     let line = match report {
         Report::RunStarted(started) => JsonLine::RunStarted(started),
         Report::RunFinished(finished) => JsonLine::RunFinished(finished),
         Report::Notice(notice) => JsonLine::Notice(notice),
-        Report::Output { .. } => return None,
+        Report::Output { .. } | Report::Sample { .. } => return None,
     };
     serde_json::to_string(&line).ok()
 }
@@ -143,6 +166,7 @@ mod tests {
             cpu_user_ms: 10.0,
             cpu_sys_ms: 2.0,
             outcome,
+            usage: RunUsage::default(),
         }
     }
 
@@ -156,6 +180,8 @@ mod tests {
         assert_eq!(value["signal"], serde_json::Value::Null);
         assert_eq!(value["ts"], "1970-01-01T00:00:01.500Z");
         assert_eq!(value["trigger"][0], "src/a.py");
+        assert_eq!(value["samples"], 0);
+        assert_eq!(value["gpu_util_mean_pct"], serde_json::Value::Null);
     }
 
     #[test]

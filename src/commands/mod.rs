@@ -1,6 +1,7 @@
 //! The subcommands. Each resolves what it needs (config, job, history) and hands over to the
 //! loop or the store; failures carry the exit code they deserve.
 
+pub mod doctor;
 pub mod history;
 pub mod run;
 
@@ -8,6 +9,9 @@ use std::path::Path;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
+
+/// The environment variable naming the NVML library.
+pub const NVML_LIB_ENV: &str = "LOOPTOP_NVML_LIB";
 
 /// Exit code for usage and config errors.
 pub const EXIT_USAGE: u8 = 2;
@@ -41,8 +45,13 @@ impl Failure {
 
 /// Runs the subcommand `cli` asks for; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
-    let config = load_config(cli.config.as_deref())?;
+    let mut config = load_config(cli.config.as_deref())?;
+    // The flag wins over the environment, which wins over looptop.toml.
+    if let Some(lib) = cli.nvml_lib.or_else(|| std::env::var_os(NVML_LIB_ENV).map(Into::into)) {
+        config.sampler.gpu.nvml_lib = Some(lib);
+    }
     match cli.command {
+        Command::Doctor(args) => doctor::doctor(&config, &args),
         Command::Run(args) => run::run(&config, args),
         Command::Bench(args) => run::bench(&config, args),
         Command::Trust => run::trust(&config),

@@ -15,6 +15,7 @@ use crate::effect::Report;
 use crate::event::Notice;
 use crate::headless::{format_duration_ms, Printer};
 use crate::report::{Outcome, RunFinished};
+use crate::sources::sampler::Sampler;
 use crate::sources::{runner, watcher};
 use crate::state::update::start_all;
 use crate::state::{Coalescing, Mode, State};
@@ -132,6 +133,13 @@ fn run_engine(config: &Config, job: JobSpec, mode: Mode, json: bool, postpone: b
             watcher::spawn(root.clone(), &config.watch, tx.clone())
                 .map_err(|e| Failure::runtime(format!("cannot start the file watcher: {e}")))?;
         }
+        let sampler = match Sampler::start(config.sampler.clone(), tx.clone()) {
+            Ok(sampler) => Some(sampler),
+            Err(e) => {
+                log::warn!("cannot start the sampler ({e}): runs are timed but not sampled");
+                None
+            }
+        };
         let runner = runner::Runner::new(tx, log_dir, job_color);
         let mut state = State::new(vec![job], coalescing, mode);
         let first = if postpone { Vec::new() } else { start_all(&mut state) };
@@ -140,7 +148,7 @@ fn run_engine(config: &Config, job: JobSpec, mode: Mode, json: bool, postpone: b
                 "waiting for the first change (--postpone)",
             )));
         }
-        Ok(run_loop(state, runner, sinks, rx, first).await)
+        Ok(run_loop(state, runner, sampler, sinks, rx, first).await)
     })
 }
 
@@ -298,6 +306,7 @@ mod tests {
             cpu_user_ms: 10.0,
             cpu_sys_ms: 2.0,
             outcome,
+            usage: crate::report::RunUsage::default(),
         }
     }
 

@@ -17,6 +17,11 @@ use toml::Spanned;
 
 pub use diagnostic::ConfigError;
 
+use crate::sources::sampler::gpu::GpuSettings;
+use crate::sources::sampler::{
+    SamplerSettings, DEFAULT_INTERVAL as DEFAULT_SAMPLE_INTERVAL, MIN_INTERVAL as MIN_SAMPLE_INTERVAL,
+};
+
 /// The config file's name, looked for in the current directory and its parents.
 pub const CONFIG_FILE_NAME: &str = "looptop.toml";
 /// Default quiet window after a change before a run starts.
@@ -184,6 +189,8 @@ pub struct Config {
     pub jobs: Vec<JobSpec>,
     /// `[history] path`, absolute.
     pub history_path: PathBuf,
+    /// `[sample]` and `[gpu]`.
+    pub sampler: SamplerSettings,
 }
 
 /// Why a config could not be loaded.
@@ -217,6 +224,7 @@ impl Config {
             history_path: root.join(DEFAULT_HISTORY_PATH),
             root,
             jobs: Vec::new(),
+            sampler: SamplerSettings::default(),
         }
     }
 
@@ -260,12 +268,14 @@ impl Config {
             jobs.push(resolve_job(job, &root, &at)?);
         }
         let history_path = root.join(raw.history.path.as_deref().unwrap_or(DEFAULT_HISTORY_PATH));
+        let sampler = resolve_sampler(raw.sample, raw.gpu, &root, &at)?;
         Ok(Self {
             file: Some(file.to_path_buf()),
             root,
             watch,
             jobs,
             history_path,
+            sampler,
         })
     }
 
@@ -365,6 +375,44 @@ fn resolve_watch(raw: RawWatch, root: &Path, at: &At<'_>) -> Result<WatchSetting
     })
 }
 
+fn resolve_sampler(sample: RawSample, gpu: RawGpu, root: &Path, at: &At<'_>) -> Result<SamplerSettings, ConfigError> {
+    let interval = match sample.interval_ms {
+        None => DEFAULT_SAMPLE_INTERVAL,
+        Some(ms) if Duration::from_millis(*ms.get_ref()) < MIN_SAMPLE_INTERVAL => {
+            return Err(at(
+                ms.span(),
+                format!("`interval_ms` = {} is too short to measure CPU shares", ms.get_ref()),
+            )
+            .with_help(format!("use {} or more", MIN_SAMPLE_INTERVAL.as_millis())))
+        }
+        Some(ms) => Duration::from_millis(*ms.get_ref()),
+    };
+    if let Some(devices) = &gpu.devices {
+        if devices.get_ref().is_empty() {
+            return Err(
+                at(devices.span(), "`devices` is empty: looptop would watch no GPU".into())
+                    .with_help("list NVML indices such as [0, 2], or remove the key to watch every GPU"),
+            );
+        }
+    }
+    // A bare file name is for the dynamic loader to find; a path is relative to the project.
+    let nvml_lib = gpu.nvml_lib.map(|lib| {
+        let path = PathBuf::from(&lib);
+        if path.components().count() > 1 {
+            root.join(path)
+        } else {
+            path
+        }
+    });
+    Ok(SamplerSettings {
+        interval,
+        gpu: GpuSettings {
+            nvml_lib,
+            devices: gpu.devices.map(Spanned::into_inner),
+        },
+    })
+}
+
 fn resolve_job(raw: RawJob, root: &Path, at: &At<'_>) -> Result<JobSpec, ConfigError> {
     let name_span = raw.name.span();
     let name = raw.name.into_inner();
@@ -438,6 +486,23 @@ struct RawConfig {
     job: Vec<RawJob>,
     #[serde(default)]
     history: RawHistory,
+    #[serde(default)]
+    sample: RawSample,
+    #[serde(default)]
+    gpu: RawGpu,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSample {
+    interval_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGpu {
+    nvml_lib: Option<String>,
+    devices: Option<Spanned<Vec<u32>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -2,4 +2,5 @@
 
 pub mod ignore_rules;
 pub mod runner;
+pub mod sampler;
 pub mod watcher;

@@ -3,6 +3,7 @@
 pub mod burst;
 pub mod echo;
 pub mod update;
+pub mod usage;
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
@@ -115,7 +116,7 @@ pub struct Stop {
 }
 
 /// A run that was asked for and whose process group is not yet gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ActiveRun {
     /// Its key.
     pub key: RunKey,
@@ -127,6 +128,8 @@ pub struct ActiveRun {
     pub exit: Option<Exit>,
     /// A stop in progress.
     pub stop: Option<Stop>,
+    /// Its samples so far, summed up.
+    pub usage: usage::UsageTally,
 }
 
 /// One job and its loop.
@@ -159,6 +162,8 @@ pub struct State {
     pub burst: Option<Burst>,
     /// looptop was asked to quit and is stopping runs.
     pub quitting: bool,
+    /// What the sampler found out about GPUs, once it looked.
+    pub gpus: Option<crate::event::GpuStatus>,
     next_key: u64,
 }
 
@@ -182,6 +187,7 @@ impl State {
             jobs,
             burst: None,
             quitting: false,
+            gpus: None,
             next_key: 0,
         }
     }

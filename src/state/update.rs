@@ -8,7 +8,7 @@ use super::echo::ECHO_WINDOW;
 use super::{ActiveRun, Burst, Exit, Mode, Spawned, State, Stop, StopReason, Trigger};
 use crate::config::OnChange;
 use crate::effect::{Effect, Report, StopSignal};
-use crate::event::{Event, Notice};
+use crate::event::{Event, GpuStatus, Notice};
 use crate::report::{signal_name, Outcome, RunFinished, RunIdentity, RunStarted};
 
 /// After the main process exits, the rest of its group gets this long to exit by itself before
@@ -99,6 +99,19 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
             if let Some((index, _)) = state.run_mut(key) {
                 finish_run(state, index, cpu, now, &mut effects);
             }
+        }
+        Event::Sample(sample) => {
+            if let Some((_, run)) = state.run_mut(sample.key) {
+                if let Some(spawned) = &run.spawned {
+                    run.usage.add(&sample);
+                    let run_id = spawned.run_id.clone();
+                    effects.push(Effect::Report(Report::Sample { run_id, sample }));
+                }
+            }
+        }
+        Event::Gpus(status) => {
+            effects.extend(gpu_notice(&status).map(|n| Effect::Report(Report::Notice(n))));
+            state.gpus = Some(status);
         }
         Event::Interrupt => interrupt(state, now, &mut effects),
         Event::Tick => {}
@@ -292,6 +305,7 @@ fn start_run(state: &mut State, index: usize, trigger: Trigger, during_previous:
         spawned: None,
         exit: None,
         stop: None,
+        usage: super::usage::UsageTally::default(),
     });
     effects.push(Effect::StartRun {
         key,
@@ -404,7 +418,27 @@ fn run_finished(
         cpu_user_ms: ms(cpu.user),
         cpu_sys_ms: ms(cpu.sys),
         outcome: outcome(&run),
+        usage: run.usage.summary(),
     })
+}
+
+/// What to tell the user about GPUs: which are watched, or why there are none when the
+/// machine looks like it should have them. A machine without any NVIDIA library gets no line.
+fn gpu_notice(status: &GpuStatus) -> Option<Notice> {
+    match status {
+        GpuStatus::Available { driver, devices, .. } => {
+            let names: Vec<String> = devices.iter().map(|d| format!("{} {}", d.index, d.name)).collect();
+            Some(Notice::info(format!(
+                "watching {} GPU{} (driver {}): {}",
+                devices.len(),
+                if devices.len() == 1 { "" } else { "s" },
+                driver.as_deref().unwrap_or("unknown"),
+                names.join(", ")
+            )))
+        }
+        GpuStatus::Unavailable(why) if why.expected => None,
+        GpuStatus::Unavailable(why) => Some(Notice::warn(format!("no GPU readings: {}", why.reason))),
+    }
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -9,6 +9,7 @@
 
 pub mod reader;
 pub mod recorder;
+pub mod samples;
 pub mod schema;
 pub mod table;
 

@@ -18,6 +18,17 @@ pub struct History {
     conn: Connection,
 }
 
+/// What `History::counts` finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryCounts {
+    /// Rows in `runs`.
+    pub runs: i64,
+    /// Rows in `samples`.
+    pub samples: i64,
+    /// Schema version of the file.
+    pub schema: i64,
+}
+
 /// `looptop export` formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
@@ -40,6 +51,24 @@ impl History {
             });
         }
         Ok(Self { conn })
+    }
+
+    /// How many runs and samples the history holds, and its schema version.
+    pub fn counts(&self) -> Result<HistoryCounts, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM samples), \
+                 (SELECT max(version) FROM looptop_schema)",
+                [],
+                |row| {
+                    Ok(HistoryCounts {
+                        runs: row.get(0)?,
+                        samples: row.get(1)?,
+                        schema: row.get(2)?,
+                    })
+                },
+            )
+            .map_err(|e| StoreError::Sql(e.to_string()))
     }
 
     /// Runs any SQL statement and returns its result.
@@ -99,7 +128,7 @@ impl History {
             ExportFormat::Csv => ("csv", "FORMAT CSV, HEADER"),
         };
         let mut files = Vec::new();
-        for table in ["runs", "samples", "metrics"] {
+        for table in ["runs", "samples", "gpu_samples", "metrics"] {
             let file = dir.join(format!("{table}.{extension}"));
             let quoted = file.display().to_string().replace('\'', "''");
             self.conn

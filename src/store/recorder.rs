@@ -6,6 +6,10 @@
 //!
 //! While another process holds the file, writes wait in order and are retried; they are never
 //! dropped for that. Any other failure turns history off for the session, said once.
+//!
+//! Samples are not acknowledged: they are kept and appended in batches of `SAMPLE_BATCH`, and
+//! always before a run's end is written, so a finished run has all its samples on disk. A crash
+//! loses at most the last batch of a run still going.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -14,8 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use duckdb::{params, Connection};
 
+use super::samples::{append, SampleRow};
 use super::{open, schema, Access, StoreError};
 use crate::report::{RunFinished, RunStarted};
+use crate::sample::Sample;
 
 /// The longest the loop waits for a write before it carries on without the answer.
 pub const ACK_WAIT: Duration = Duration::from_millis(1500);
@@ -29,10 +35,22 @@ pub struct Recorder {
     path: PathBuf,
 }
 
-/// A write and where to send its outcome.
-struct Request {
-    write: Write,
-    ack: mpsc::Sender<Result<(), StoreError>>,
+/// Samples are appended once this many wait (30 s of one run at the default interval).
+pub const SAMPLE_BATCH: usize = 120;
+/// Samples kept while the file is busy, at most; beyond it the oldest are dropped (and said).
+pub const MAX_PENDING_SAMPLES: usize = 50_000;
+
+/// What the thread is asked to do.
+// Run writes are rare (two per run); samples, the frequent ones, are already boxed.
+#[allow(clippy::large_enum_variant)]
+enum Request {
+    /// A write, and where to send its outcome.
+    Write {
+        write: Write,
+        ack: mpsc::Sender<Result<(), StoreError>>,
+    },
+    /// A sample for the next batch.
+    Sample(SampleRow),
 }
 
 #[derive(Debug, Clone)]
@@ -93,13 +111,23 @@ impl Recorder {
         self.send(Write::Finished(finished.clone()), patience)
     }
 
+    /// Queues a sample for the next batch; never waits.
+    pub fn sample(&self, run_id: &str, sample: &Sample) {
+        let row = SampleRow {
+            run_id: run_id.to_string(),
+            sample: Box::new(sample.clone()),
+        };
+        // A stopped thread has already said why; the run's end will say it again.
+        let _ = self.tx.send(Request::Sample(row));
+    }
+
     fn send(&self, write: Write, patience: Duration) -> Result<Recorded, StoreError> {
         let (ack, answer) = mpsc::channel();
         let gone = || StoreError::Unwritable {
             path: self.path.clone(),
             detail: "the recording thread stopped".into(),
         };
-        self.tx.send(Request { write, ack }).map_err(|_| gone())?;
+        self.tx.send(Request::Write { write, ack }).map_err(|_| gone())?;
         match answer.recv_timeout(patience) {
             Ok(Ok(())) => Ok(Recorded::Done),
             Ok(Err(StoreError::Busy { .. })) | Err(mpsc::RecvTimeoutError::Timeout) => Ok(Recorded::Delayed),
@@ -112,42 +140,83 @@ impl Recorder {
 /// The recording thread: takes requests in order, writes them in as few connections as it can,
 /// and keeps what it could not write yet (file busy) for the next try.
 fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
-    let mut queue: VecDeque<Request> = VecDeque::new();
-    loop {
-        let next = if queue.is_empty() {
-            rx.recv().ok()
-        } else {
+    let mut queue: VecDeque<(Write, mpsc::Sender<Result<(), StoreError>>)> = VecDeque::new();
+    let mut samples: Vec<SampleRow> = Vec::new();
+    let mut dropped_samples = 0usize;
+    let mut listening = true;
+    while listening || !samples.is_empty() {
+        let waiting = !queue.is_empty() || samples.len() >= SAMPLE_BATCH;
+        let next = if !listening {
+            None
+        } else if waiting {
             // Writes are waiting for a busy file: take new requests, but try again soon.
-            rx.recv_timeout(Duration::from_millis(200)).ok()
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(request) => Some(request),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    listening = false;
+                    None
+                }
+            }
+        } else {
+            let request = rx.recv().ok();
+            listening = request.is_some();
+            request
         };
-        if let Some(request) = next {
-            queue.push_back(request);
-        } else if queue.is_empty() {
-            return;
+        for request in next.into_iter().chain(rx.try_iter()) {
+            match request {
+                Request::Write { write, ack } => queue.push_back((write, ack)),
+                Request::Sample(row) => samples.push(row),
+            }
         }
-        queue.extend(rx.try_iter());
+        if samples.len() > MAX_PENDING_SAMPLES {
+            let excess = samples.len() - MAX_PENDING_SAMPLES;
+            samples.drain(..excess);
+            if dropped_samples == 0 {
+                log::warn!(
+                    "history: {} is busy for long; the oldest samples are dropped",
+                    path.display()
+                );
+            }
+            dropped_samples += excess;
+        }
+        // Samples alone wait for a full batch, unless looptop is stopping.
+        if queue.is_empty() && samples.len() < SAMPLE_BATCH && listening {
+            continue;
+        }
         let conn = match open(path, Access::Write) {
             Ok(conn) => conn,
             Err(e) => {
                 let keep = matches!(e, StoreError::Busy { .. });
-                for request in &queue {
-                    let _ = request.ack.send(Err(e.clone()));
+                for (_, ack) in &queue {
+                    let _ = ack.send(Err(e.clone()));
                 }
                 if !keep {
                     queue.clear();
+                    samples.clear();
+                }
+                if !listening && !keep {
+                    return;
                 }
                 continue;
             }
         };
+        // Samples first: a run's end is written after all of its samples.
+        if !samples.is_empty() {
+            if let Err(e) = append(&conn, &samples) {
+                log::warn!("history: cannot write {} samples: {e}", samples.len());
+            }
+            samples.clear();
+        }
         let mut started = Vec::new();
-        while let Some(request) = queue.pop_front() {
-            let result = apply(&conn, &request.write);
+        while let Some((write, ack)) = queue.pop_front() {
+            let result = apply(&conn, &write);
             if result.is_ok() {
-                if let Write::Started(run) = &request.write {
+                if let Write::Started(run) = &write {
                     started.push(run.run.run_id.clone());
                 }
             }
-            let _ = request.ack.send(result);
+            let _ = ack.send(result);
         }
         drop(conn);
         // The commit is looked up after the rows are written, so the loop never waits for git.
@@ -178,10 +247,12 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
     match write {
         Write::Started(started) => insert_started(conn, started).map(|_| ()).map_err(sql),
         Write::Finished(finished) => {
+            let usage = &finished.usage;
             let updated = conn
                 .execute(
                     "UPDATE runs SET duration_ms = ?, exit_code = ?, signal = ?, outcome = ?, cpu_user_ms = ?, \
-                     cpu_sys_ms = ? WHERE run_id = ?::UUID",
+                     cpu_sys_ms = ?, samples = ?, cpu_mean_pct = ?, cpu_p95_pct = ?, peak_rss_bytes = ?, \
+                     gpu_util_mean_pct = ?, gpu_mem_peak_bytes = ?, gpu_on_fraction = ? WHERE run_id = ?::UUID",
                     params![
                         finished.duration_ms,
                         finished.exit_code,
@@ -189,6 +260,13 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
                         outcome_name(finished),
                         finished.cpu_user_ms,
                         finished.cpu_sys_ms,
+                        usage.samples,
+                        usage.cpu_mean_pct,
+                        usage.cpu_p95_pct,
+                        usage.peak_rss_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
+                        usage.gpu_util_mean_pct,
+                        usage.gpu_mem_peak_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
+                        usage.gpu_on_fraction,
                         finished.run.run_id
                     ],
                 )
@@ -374,6 +452,36 @@ mod store_tests {
             Cell::List(vec![Cell::Text("model.py".into()), Cell::Text("data/a.csv".into())])
         );
         drop(history);
+        // Samples wait for a batch, then go in before the run's end.
+        for i in 0..5u32 {
+            let sample = Sample {
+                key: crate::event::RunKey(1),
+                t_ms: f64::from(i) * 250.0,
+                host: crate::sample::HostSample {
+                    core_pct: vec![10.0, 100.0],
+                    ..Default::default()
+                },
+                tree: crate::sample::TreeSample {
+                    cpu_pct: 100.0,
+                    rss_bytes: 1 << 20,
+                    top: vec![crate::sample::ProcessSample {
+                        pid: 42,
+                        name: "loader".into(),
+                        cpu_pct: 99.0,
+                        rss_bytes: 1 << 20,
+                    }],
+                    ..Default::default()
+                },
+                gpus: vec![crate::sample::GpuSample {
+                    index: 0,
+                    util_pct: Some(18),
+                    job_present: Some(true),
+                    job_mem_bytes: None,
+                    ..Default::default()
+                }],
+            };
+            recorder.sample(&run_id, &sample);
+        }
         let finished = RunFinished {
             run: identity(&run_id),
             exit_code: Some(0),
@@ -382,15 +490,45 @@ mod store_tests {
             cpu_user_ms: 1000.0,
             cpu_sys_ms: 20.0,
             outcome: Outcome::Pass,
+            usage: crate::report::RunUsage {
+                samples: 5,
+                cpu_mean_pct: Some(100.0),
+                gpu_util_mean_pct: Some(18.0),
+                ..Default::default()
+            },
         };
         assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
         let history = History::open(&path).expect("read");
         let row = history
-            .query("SELECT outcome, duration_ms, exit_code FROM runs")
+            .query("SELECT outcome, duration_ms, exit_code, samples, gpu_util_mean_pct, gpu_mem_peak_bytes FROM runs")
             .expect("query");
         assert_eq!(
             row.rows[0],
-            vec![Cell::Text("pass".into()), Cell::Float(1234.5), Cell::Int(0)]
+            vec![
+                Cell::Text("pass".into()),
+                Cell::Float(1234.5),
+                Cell::Int(0),
+                Cell::Int(5),
+                Cell::Float(18.0),
+                Cell::Null
+            ]
+        );
+        let samples = history
+            .query(
+                "SELECT count(*), max(busiest_name), max(busiest_cpu_pct), max(host_core_max_pct), \
+                 (SELECT count(*) FROM gpu_samples WHERE util_pct = 18 AND job_present AND job_mem_bytes IS NULL) \
+                 FROM samples WHERE run_id = (SELECT run_id FROM runs)",
+            )
+            .expect("samples");
+        assert_eq!(
+            samples.rows[0],
+            vec![
+                Cell::Int(5),
+                Cell::Text("loader".into()),
+                Cell::Float(99.0),
+                Cell::Float(100.0),
+                Cell::Int(5)
+            ]
         );
     }
 

@@ -9,7 +9,7 @@ use duckdb::Connection;
 use super::StoreError;
 
 /// Each migration, in order; version N is the state after the first N.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 /// The schema version this looptop writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -89,24 +89,36 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("h.duckdb");
         let conn = Connection::open(&path).expect("open");
-        migrate(&conn, &path).expect("v1");
+        migrate_with(&conn, &path, &MIGRATIONS[..1]).expect("v1");
         conn.execute_batch(
             "INSERT INTO runs (run_id, job, command, kind, started_at, outcome, trigger_files, host, looptop_version) \
-             VALUES (uuid(), 'train', 'python t.py', 'train', now(), 'pass', [], 'h', '0.1.0')",
+             VALUES (uuid(), 'train', 'python t.py', 'train', now(), 'pass', [], 'h', '0.1.0');
+             INSERT INTO samples VALUES ((SELECT run_id FROM runs), 250, 99.5, 1000)",
         )
-        .expect("row");
-        // A later looptop adds a column: the same path must take the file from v1 to v2.
-        let v2 = "ALTER TABLE runs ADD COLUMN gpu_util_pct DOUBLE;";
-        let later = [MIGRATIONS[0], v2];
-        migrate_with(&conn, &path, &later).expect("v2");
-        assert_eq!(version(&conn, &path), Ok(2));
-        let (rows, column): (i64, Option<f64>) = conn
-            .query_row("SELECT count(*), any_value(gpu_util_pct) FROM runs", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+        .expect("rows");
+        // This looptop takes the file from v1 to the current schema.
+        migrate(&conn, &path).expect("current");
+        assert_eq!(version(&conn, &path), Ok(SCHEMA_VERSION));
+        let (runs, samples, column): (i64, i64, Option<f64>) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM samples WHERE cpu_pct = 99.5), \
+                 (SELECT any_value(gpu_util_mean_pct) FROM runs)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .expect("query");
-        assert_eq!((rows, column), (1, None));
-        assert!(matches!(migrate(&conn, &path), Err(StoreError::Newer { found: 2, .. })));
+        assert_eq!((runs, samples, column), (1, 1, None));
+        // A later looptop's file is refused, untouched.
+        let later: Vec<&str> = MIGRATIONS
+            .iter()
+            .copied()
+            .chain(["ALTER TABLE runs ADD COLUMN x DOUBLE;"])
+            .collect();
+        migrate_with(&conn, &path, &later).expect("later");
+        assert!(matches!(
+            migrate(&conn, &path),
+            Err(StoreError::Newer { found, .. }) if found == SCHEMA_VERSION + 1
+        ));
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct Project {
     /// A directory outside the project for files the jobs write (pid files), so that they do
     /// not trigger runs.
     pub scratch: tempfile::TempDir,
+    /// Environment variables every looptop of this project gets.
+    env: Vec<(String, String)>,
 }
 
 impl Project {
@@ -28,7 +30,14 @@ impl Project {
             dir: tempfile::tempdir().expect("tempdir"),
             data_home: tempfile::tempdir().expect("tempdir"),
             scratch: tempfile::tempdir().expect("tempdir"),
+            env: Vec::new(),
         }
+    }
+
+    /// Gives every looptop started from now on this environment variable.
+    pub fn with_env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.to_string(), value.into()));
+        self
     }
 
     pub fn path(&self) -> PathBuf {
@@ -52,6 +61,8 @@ impl Project {
             .env("XDG_DATA_HOME", self.data_home.path())
             .env("NO_COLOR", "1")
             .env_remove("LOOPTOP_LOG")
+            .env_remove("LOOPTOP_NVML_LIB")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         command
     }
@@ -64,6 +75,13 @@ impl Project {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+
+    /// Runs `looptop run --once --json -- CMD`, asserts it passed, and returns its events.
+    pub fn run_once_json(&self, cmd: &str) -> Vec<Value> {
+        let done = self.run(&["run", "--once", "--json", "--", cmd]);
+        assert!(done.status.success(), "`{cmd}` failed: {}", done.stderr);
+        json_rows(&done.stdout)
     }
 
     /// Starts `looptop run --json ARGS` and follows its events.
@@ -108,6 +126,22 @@ impl Project {
             seen: Vec::new(),
         }
     }
+}
+
+/// Each line of `stdout` as JSON.
+pub fn json_rows(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+/// The `run_finished` event among `events`.
+pub fn run_finished(events: &[Value]) -> &Value {
+    events
+        .iter()
+        .find(|e| e["event"] == "run_finished")
+        .unwrap_or_else(|| panic!("no run_finished in {events:#?}"))
 }
 
 /// A finished looptop.

@@ -3,16 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::harness::{signal, Project};
-
-fn json_rows(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
-        .collect()
-}
+use crate::harness::{json_rows, signal, Project};
 
 fn count_runs(project: &Project, filter: &str) -> i64 {
     let done = project.run(&["query", &format!("SELECT count(*) AS n FROM runs {filter}"), "--json"]);
@@ -187,7 +178,7 @@ fn export_writes_one_file_per_table() {
     for format in ["parquet", "csv"] {
         let done = project.run(&["export", "--format", format, "--out", out_str]);
         assert!(done.status.success(), "{format}: {}", done.stderr);
-        for table in ["runs", "samples", "metrics"] {
+        for table in ["runs", "samples", "gpu_samples", "metrics"] {
             assert!(out.join(format!("{table}.{format}")).is_file(), "{table}.{format}");
         }
     }

@@ -2,8 +2,11 @@
 
 mod config;
 mod examples;
+mod fake_nvml;
+mod gpu;
 mod harness;
 mod history;
 mod output;
+mod sampling;
 mod stopping;
 mod watching;

@@ -1,0 +1,110 @@
+//! `Sample`: one reading of the machine and of a run's process tree, taken by the sampler
+//! (`sources::sampler`) while the run goes on. Plain data: the state folds samples into a run's
+//! usage summary, the history stores them, the TUI draws them.
+//!
+//! A reading looptop could not take is `None`, never 0: "unavailable" and "idle" are different
+//! answers.
+
+use crate::event::RunKey;
+
+/// One reading for one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Which run.
+    pub key: RunKey,
+    /// Milliseconds since the run was spawned.
+    pub t_ms: f64,
+    /// The whole machine.
+    pub host: HostSample,
+    /// The run's process tree.
+    pub tree: TreeSample,
+    /// Every GPU looptop watches, with the run's share of each.
+    pub gpus: Vec<GpuSample>,
+}
+
+/// The machine as a whole.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostSample {
+    /// Busy share of all cores together, 0-100.
+    pub cpu_pct: f32,
+    /// Busy share of each core, 0-100.
+    pub core_pct: Vec<f32>,
+    /// Memory in use.
+    pub mem_used_bytes: u64,
+    /// Physical memory.
+    pub mem_total_bytes: u64,
+    /// Swap in use.
+    pub swap_used_bytes: u64,
+    /// One-minute load average.
+    pub load_1m: f64,
+}
+
+/// A run's process tree: its process group and every descendant, loader workers included.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TreeSample {
+    /// Processes in the tree.
+    pub processes: u32,
+    /// Threads of those processes.
+    pub threads: u32,
+    /// CPU of the whole tree in % of one core (400 = four cores busy).
+    pub cpu_pct: f32,
+    /// Resident memory of the whole tree.
+    pub rss_bytes: u64,
+    /// Bytes read from disk per second, over the last interval.
+    pub read_bytes_per_s: f64,
+    /// Bytes written to disk per second, over the last interval.
+    pub write_bytes_per_s: f64,
+    /// The busiest processes first (at most `TOP_PROCESSES`).
+    pub top: Vec<ProcessSample>,
+}
+
+/// How many processes of a tree each sample keeps by name.
+pub const TOP_PROCESSES: usize = 8;
+
+impl TreeSample {
+    /// The busiest process: a loader pinned at 100 % of one core shows here, not averaged away.
+    pub fn busiest(&self) -> Option<&ProcessSample> {
+        self.top.first()
+    }
+}
+
+/// One process of a run's tree.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProcessSample {
+    /// Its pid.
+    pub pid: u32,
+    /// Its command name.
+    pub name: String,
+    /// CPU in % of one core.
+    pub cpu_pct: f32,
+    /// Resident memory.
+    pub rss_bytes: u64,
+}
+
+/// One GPU, and the run's share of it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GpuSample {
+    /// NVML's index of the device.
+    pub index: u32,
+    /// Share of the last period in which a kernel ran, 0-100.
+    pub util_pct: Option<u32>,
+    /// Share of the last period in which memory was read or written, 0-100.
+    pub mem_util_pct: Option<u32>,
+    /// Device memory in use, by anyone.
+    pub mem_used_bytes: Option<u64>,
+    /// Device memory.
+    pub mem_total_bytes: Option<u64>,
+    /// Power draw in milliwatts.
+    pub power_mw: Option<u32>,
+    /// Core temperature.
+    pub temp_c: Option<u32>,
+    /// SM clock.
+    pub sm_clock_mhz: Option<u32>,
+    /// Whether a process of the run holds a context on this GPU; `None` when NVML cannot list
+    /// the device's processes.
+    pub job_present: Option<bool>,
+    /// Device memory used by the run's processes; `None` when unknown.
+    pub job_mem_bytes: Option<u64>,
+    /// SM utilization of the run's processes (NVML's per-process samples); `None` when unknown.
+    pub job_sm_pct: Option<u32>,
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::effect::Report;
 use crate::event::{Level, Stream};
-use crate::report::{json_line, Outcome, RunFinished, RunStarted};
+use crate::report::{json_line, Outcome, RunFinished, RunStarted, RunUsage};
 use crate::state::update::describe_trigger;
 use crate::state::Trigger;
 
@@ -163,7 +163,8 @@ impl Printer {
             .as_deref()
             .map(|p| format!(" · log {}", self.relative(p).display()))
             .unwrap_or_default();
-        self.paint(color, &format!("[looptop] {what} · {cpu}{log}"))
+        let usage = usage_summary(&finished.usage);
+        self.paint(color, &format!("[looptop] {what} · {cpu}{usage}{log}"))
     }
 
     fn relative<'a>(&self, path: &'a Path) -> &'a Path {
@@ -199,6 +200,55 @@ pub fn looks_binary(bytes: &[u8]) -> bool {
     controls * 10 > bytes.len()
 }
 
+/// " · tree CPU 98 % avg (p95 180 %), peak 1.2 GB · GPU 18 %, 2.1 GB, on it 90 % of the run", with
+/// only the parts that were measured.
+fn usage_summary(usage: &RunUsage) -> String {
+    let mut text = String::new();
+    if let (Some(mean), Some(p95)) = (usage.cpu_mean_pct, usage.cpu_p95_pct) {
+        text.push_str(&format!(" · tree CPU {mean:.0} % avg (p95 {p95:.0} %)"));
+    }
+    if let Some(peak) = usage.peak_rss_bytes {
+        text.push_str(&format!(", peak {}", format_bytes(peak)));
+    }
+    let mut gpu = Vec::new();
+    if let Some(util) = usage.gpu_util_mean_pct {
+        gpu.push(format!("{util:.0} %"));
+    }
+    if let Some(bytes) = usage.gpu_mem_peak_bytes.filter(|&b| b > 0) {
+        gpu.push(format_bytes(bytes));
+    }
+    if let Some(on) = usage.gpu_on_fraction {
+        gpu.push(if on == 0.0 {
+            "never on it".to_string()
+        } else {
+            format!("on it {:.0} % of the run", on * 100.0)
+        });
+    }
+    if !gpu.is_empty() {
+        text.push_str(&format!(" · GPU {}", gpu.join(", ")));
+    }
+    text
+}
+
+/// Bytes in the largest unit that keeps the number at least 1 ("1.2 GB", "640 B").
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = "B";
+    for next in UNITS {
+        if value < 1000.0 {
+            break;
+        }
+        value /= 1000.0;
+        unit = next;
+    }
+    if unit == "B" {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {unit}")
+    }
+}
+
 /// "850.2 ms", "1.234 s", "2 min 3.4 s".
 pub fn format_duration_ms(ms: f64) -> String {
     if ms < 1000.0 {
@@ -228,5 +278,31 @@ mod tests {
         assert_eq!(format_duration_ms(850.25), "850.2 ms");
         assert_eq!(format_duration_ms(1234.5), "1.234 s");
         assert_eq!(format_duration_ms(123_400.0), "2 min 3.4 s");
+    }
+
+    #[test]
+    fn usage_shows_what_was_measured_and_nothing_else() {
+        assert_eq!(usage_summary(&RunUsage::default()), "");
+        let usage = RunUsage {
+            samples: 8,
+            cpu_mean_pct: Some(97.6),
+            cpu_p95_pct: Some(180.2),
+            peak_rss_bytes: Some(1_234_000_000),
+            gpu_util_mean_pct: Some(18.4),
+            gpu_mem_peak_bytes: Some(2_100_000_000),
+            gpu_on_fraction: Some(0.9),
+        };
+        assert_eq!(
+            usage_summary(&usage),
+            " · tree CPU 98 % avg (p95 180 %), peak 1.2 GB · GPU 18 %, 2.1 GB, on it 90 % of the run"
+        );
+        let off_gpu = RunUsage {
+            gpu_util_mean_pct: None,
+            gpu_mem_peak_bytes: Some(0),
+            gpu_on_fraction: Some(0.0),
+            ..usage
+        };
+        assert!(usage_summary(&off_gpu).ends_with(" · GPU never on it"));
+        assert_eq!(format_bytes(640), "640 B");
     }
 }

@@ -208,8 +208,8 @@ fn tick(probes: &mut Probes, runs: &mut BTreeMap<RunKey, Tracked>, now: Instant,
             host: host.clone().unwrap_or_default(),
             tree: probes
                 .system
-                .as_ref()
-                .map(|s| s.tree(members, run.tree.threads(), interval_s))
+                .as_mut()
+                .map(|s| s.tree(members, run.tree.threads(), interval_s, now))
                 .unwrap_or_default(),
             gpus: gpus.iter().map(|g| g.for_tree(members)).collect(),
         };

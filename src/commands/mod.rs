@@ -47,7 +47,8 @@ impl Failure {
 pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let mut config = load_config(cli.config.as_deref())?;
     // The flag wins over the environment, which wins over looptop.toml.
-    if let Some(lib) = cli.nvml_lib.or_else(|| std::env::var_os(NVML_LIB_ENV).map(Into::into)) {
+    let from_env = std::env::var_os(NVML_LIB_ENV).filter(|v| !v.is_empty()).map(Into::into);
+    if let Some(lib) = cli.nvml_lib.or(from_env) {
         config.sampler.gpu.nvml_lib = Some(lib);
     }
     match cli.command {

@@ -197,6 +197,20 @@ fn doctor_lists_gpus_and_what_each_cannot_tell() {
 }
 
 #[test]
+fn nvml_lib_in_the_config_is_used_and_a_gpu_less_driver_is_said() {
+    let (project, script) = gpu_project(false);
+    let lib = fake_nvml_lib(false).display().to_string();
+    // The config names the library; the environment does not.
+    let project = project.with_env("LOOPTOP_NVML_LIB", "");
+    project.write("looptop.toml", &format!("[gpu]\nnvml_lib = \"{lib}\"\n"));
+    script.set("count", 0).set("driver", "550.54.15");
+    let done = project.run(&["doctor", "--json"]);
+    let report: Value = serde_json::from_str(&done.stdout).expect("json");
+    let reason = report["nvml"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(&lib) && reason.contains("sees no GPU"), "{report:#}");
+}
+
+#[test]
 fn doctor_says_why_there_is_no_gpu_and_the_flag_beats_the_environment() {
     let (project, _script) = gpu_project(false);
     let done = project.run(&["doctor", "--json", "--nvml-lib", "/nonexistent/libnvidia-ml.so.1"]);

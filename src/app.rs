@@ -116,7 +116,7 @@ impl Sinks {
                 }
                 return;
             }
-            Report::Output { .. } | Report::Notice(_) => {}
+            Report::Output { .. } | Report::Notice(_) | Report::Stall(_) => {}
         }
         self.printer.report(report);
     }

@@ -15,6 +15,8 @@ pub enum StopSignal {
 }
 
 /// Something for the sinks (headless printer, later the store and the TUI log).
+// Reports live for one turn of the loop (two per run are large): boxing would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Report {
     /// A run started.
@@ -37,6 +39,8 @@ pub enum Report {
         /// The reading.
         sample: Box<crate::sample::Sample>,
     },
+    /// A run's GPU is starved (live).
+    Stall(crate::report::StallStarted),
     /// A message for the user.
     Notice(Notice),
 }

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use crate::diagnose::verdict::Kind;
 use crate::effect::Report;
 use crate::event::{Level, Stream};
 use crate::report::{json_line, Outcome, RunFinished, RunStarted, RunUsage};
@@ -72,6 +73,15 @@ impl Printer {
         let line = match report {
             Report::RunStarted(started) => self.started_line(started),
             Report::RunFinished(finished) => self.finished_line(finished),
+            Report::Stall(stall) => self.paint(
+                YELLOW,
+                &format!(
+                    "[looptop] ⚠ {}: the GPU has been starved (< 10 % busy) for {:.1} s, since {:.1} s into the run",
+                    stall.job,
+                    (stall.at_ms - stall.since_ms) / 1000.0,
+                    stall.since_ms / 1000.0
+                ),
+            ),
             Report::Notice(notice) => {
                 let (label, color) = match notice.level {
                     Level::Info => ("", DIM),
@@ -164,7 +174,12 @@ impl Printer {
             .map(|p| format!(" · log {}", self.relative(p).display()))
             .unwrap_or_default();
         let usage = usage_summary(&finished.usage);
-        self.paint(color, &format!("[looptop] {what} · {cpu}{usage}{log}"))
+        let mut text = self.paint(color, &format!("[looptop] {what} · {cpu}{usage}{log}"));
+        for line in diagnosis_lines(finished) {
+            text.push('\n');
+            text.push_str(&self.paint(DIM, &format!("[looptop]   {line}")));
+        }
+        text
     }
 
     fn relative<'a>(&self, path: &'a Path) -> &'a Path {
@@ -228,6 +243,27 @@ fn usage_summary(usage: &RunUsage) -> String {
         text.push_str(&format!(" · GPU {}", gpu.join(", ")));
     }
     text
+}
+
+/// The verdict (unless too short to judge), a regression, and the hints, one line each.
+fn diagnosis_lines(finished: &RunFinished) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(verdict) = finished.verdict.as_ref().filter(|v| v.kind != Kind::TooShort) {
+        lines.push(verdict.summary.clone());
+    }
+    if let Some(regression) = &finished.regression {
+        lines.push(format!(
+            "{:.1}x {} than the median of the last {} passing runs ({})",
+            regression.ratio,
+            regression.flag.as_str(),
+            regression.baseline_runs,
+            format_duration_ms(regression.baseline_ms)
+        ));
+    }
+    if let Some(verdict) = &finished.verdict {
+        lines.extend(verdict.hints.iter().map(|h| format!("→ {h}")));
+    }
+    lines
 }
 
 /// Bytes in the largest unit that keeps the number at least 1 ("1.2 GB", "640 B").

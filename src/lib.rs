@@ -12,6 +12,7 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod diagnose;
 pub mod effect;
 pub mod event;
 pub mod headless;

@@ -74,6 +74,23 @@ pub struct RunFinished {
     /// What its samples add up to.
     #[serde(flatten)]
     pub usage: RunUsage,
+    /// What held the run back, with the evidence (`None` for a run never sampled at all).
+    pub verdict: Option<crate::diagnose::verdict::Verdict>,
+    /// A change of duration beyond the noise of the job's recent passing runs.
+    pub regression: Option<crate::diagnose::regression::Regression>,
+}
+
+/// A run's GPU has been starved for a while (reported live, once per stall).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StallStarted {
+    /// Which run.
+    pub run_id: String,
+    /// The job's name.
+    pub job: String,
+    /// When the stall began, in ms after the run's start.
+    pub since_ms: f64,
+    /// When it was noticed, in ms after the run's start.
+    pub at_ms: f64,
 }
 
 /// A run's resource use, from its samples. A figure looptop could not measure is `None`
@@ -129,6 +146,7 @@ fn rfc3339<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::
 enum JsonLine<'a> {
     RunStarted(&'a RunStarted),
     RunFinished(&'a RunFinished),
+    Stall(&'a StallStarted),
     Notice(&'a Notice),
 }
 
@@ -139,6 +157,7 @@ pub fn json_line(report: &Report) -> Option<String> {
         Report::RunStarted(started) => JsonLine::RunStarted(started),
         Report::RunFinished(finished) => JsonLine::RunFinished(finished),
         Report::Notice(notice) => JsonLine::Notice(notice),
+        Report::Stall(stall) => JsonLine::Stall(stall),
         Report::Output { .. } | Report::Sample { .. } => return None,
     };
     serde_json::to_string(&line).ok()
@@ -167,6 +186,8 @@ mod tests {
             cpu_sys_ms: 2.0,
             outcome,
             usage: RunUsage::default(),
+            verdict: None,
+            regression: None,
         }
     }
 

@@ -11,6 +11,7 @@ use crate::app::{forward_signals, run_loop, Sinks, EVENT_CHANNEL_CAPACITY};
 use crate::cli::{BenchArgs, RunArgs};
 use crate::config::trust::{describe_commands, TrustStore};
 use crate::config::{Config, JobCommand, JobSpec};
+use crate::diagnose::thresholds::BASELINE_RUNS;
 use crate::effect::Report;
 use crate::event::Notice;
 use crate::headless::{format_duration_ms, Printer};
@@ -19,6 +20,7 @@ use crate::sources::sampler::Sampler;
 use crate::sources::{runner, watcher};
 use crate::state::update::start_all;
 use crate::state::{Coalescing, Mode, State};
+use crate::store::reader::History;
 use crate::store::recorder::Recorder;
 
 /// `looptop run`.
@@ -141,7 +143,11 @@ fn run_engine(config: &Config, job: JobSpec, mode: Mode, json: bool, postpone: b
             }
         };
         let runner = runner::Runner::new(tx, log_dir, job_color);
+        let baseline = History::open(&config.history_path)
+            .and_then(|h| h.recent_passing_durations(&job.name, &job.command.to_string(), BASELINE_RUNS))
+            .unwrap_or_default();
         let mut state = State::new(vec![job], coalescing, mode);
+        state.jobs[0].baseline = baseline;
         let first = if postpone { Vec::new() } else { start_all(&mut state) };
         if postpone && !json {
             sinks.printer.report(&Report::Notice(Notice::info(
@@ -307,6 +313,8 @@ mod tests {
             cpu_sys_ms: 2.0,
             outcome,
             usage: crate::report::RunUsage::default(),
+            verdict: None,
+            regression: None,
         }
     }
 

@@ -130,6 +130,10 @@ pub struct ActiveRun {
     pub stop: Option<Stop>,
     /// Its samples so far, summed up.
     pub usage: usage::UsageTally,
+    /// Its samples as the diagnosis sees them.
+    pub points: Vec<crate::diagnose::Point>,
+    /// Watches for a starved GPU.
+    pub stall: crate::diagnose::stall::StallWatch,
 }
 
 /// One job and its loop.
@@ -147,6 +151,8 @@ pub struct JobState {
     pub last_ended_at: Option<Instant>,
     /// Watches for the job retriggering itself.
     pub echo: echo::EchoDetector,
+    /// Durations of the job's recent passing runs (oldest first): the regression baseline.
+    pub baseline: Vec<f64>,
 }
 
 /// Everything the loop knows.
@@ -179,6 +185,7 @@ impl State {
                 last: None,
                 last_ended_at: None,
                 echo: echo::EchoDetector::default(),
+                baseline: Vec::new(),
             })
             .collect();
         Self {

@@ -7,9 +7,13 @@ use std::time::{Duration, Instant};
 use super::echo::ECHO_WINDOW;
 use super::{ActiveRun, Burst, Exit, Mode, Spawned, State, Stop, StopReason, Trigger};
 use crate::config::OnChange;
+use crate::diagnose::regression::compare;
+use crate::diagnose::thresholds::BASELINE_RUNS;
+use crate::diagnose::verdict::judge;
+use crate::diagnose::Point;
 use crate::effect::{Effect, Report, StopSignal};
 use crate::event::{Event, GpuStatus, Notice};
-use crate::report::{signal_name, Outcome, RunFinished, RunIdentity, RunStarted};
+use crate::report::{signal_name, Outcome, RunFinished, RunIdentity, RunStarted, StallStarted};
 
 /// After the main process exits, the rest of its group gets this long to exit by itself before
 /// it is stopped like any run (SIGTERM, grace, SIGKILL): no process of a job outlives its run.
@@ -100,15 +104,7 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
                 finish_run(state, index, cpu, now, &mut effects);
             }
         }
-        Event::Sample(sample) => {
-            if let Some((_, run)) = state.run_mut(sample.key) {
-                if let Some(spawned) = &run.spawned {
-                    run.usage.add(&sample);
-                    let run_id = spawned.run_id.clone();
-                    effects.push(Effect::Report(Report::Sample { run_id, sample }));
-                }
-            }
-        }
+        Event::Sample(sample) => sampled(state, sample, &mut effects),
         Event::Gpus(status) => {
             effects.extend(gpu_notice(&status).map(|n| Effect::Report(Report::Notice(n))));
             state.gpus = Some(status);
@@ -119,6 +115,30 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
     }
     advance(state, now, &mut effects);
     effects
+}
+
+/// A sample of an active run: fold it into the run, report a starved GPU once per stall, and
+/// pass the sample on to the history.
+fn sampled(state: &mut State, sample: Box<crate::sample::Sample>, effects: &mut Vec<Effect>) {
+    let Some((index, _)) = state.run_mut(sample.key) else {
+        return;
+    };
+    let job = &mut state.jobs[index];
+    let Some(run) = job.active.as_mut() else { return };
+    let Some(spawned) = &run.spawned else { return };
+    let run_id = spawned.run_id.clone();
+    let point = Point::of(&sample);
+    run.usage.add(&sample);
+    if let Some(since_ms) = run.stall.observe(&point) {
+        effects.push(Effect::Report(Report::Stall(StallStarted {
+            run_id: run_id.clone(),
+            job: job.spec.name.clone(),
+            since_ms,
+            at_ms: point.t_ms,
+        })));
+    }
+    run.points.push(point);
+    effects.push(Effect::Report(Report::Sample { run_id, sample }));
 }
 
 /// The next time `update` must be called with `Event::Tick` even if nothing else happens.
@@ -193,7 +213,13 @@ fn advance(state: &mut State, now: Instant, effects: &mut Vec<Effect>) {
 fn finish_run(state: &mut State, index: usize, cpu: crate::event::CpuTime, now: Instant, effects: &mut Vec<Effect>) {
     let job = &mut state.jobs[index];
     job.last_ended_at = Some(now);
-    if let Some(finished) = job.active.take().and_then(|run| run_finished(&job.spec, run, cpu, now)) {
+    if let Some(mut finished) = job.active.take().and_then(|run| run_finished(&job.spec, run, cpu, now)) {
+        if finished.outcome == Outcome::Pass {
+            finished.regression = compare(finished.duration_ms, &job.baseline);
+            job.baseline.push(finished.duration_ms);
+            let excess = job.baseline.len().saturating_sub(BASELINE_RUNS);
+            job.baseline.drain(..excess);
+        }
         let code = finished.process_exit_code();
         job.last = Some(finished.clone());
         effects.push(Effect::Report(Report::RunFinished(finished)));
@@ -306,6 +332,8 @@ fn start_run(state: &mut State, index: usize, trigger: Trigger, during_previous:
         exit: None,
         stop: None,
         usage: super::usage::UsageTally::default(),
+        points: Vec::new(),
+        stall: crate::diagnose::stall::StallWatch::default(),
     });
     effects.push(Effect::StartRun {
         key,
@@ -410,15 +438,18 @@ fn run_finished(
     let spawned = run.spawned.as_ref()?;
     let ended_at = run.exit.map_or(now, |e| e.at);
     let status = run.exit.map(|e| e.status).unwrap_or_default();
+    let duration_ms = ms(ended_at.saturating_duration_since(spawned.at));
     Some(RunFinished {
         run: run_identity(spec, &run)?,
         exit_code: status.code,
         signal: status.signal.map(signal_name),
-        duration_ms: ms(ended_at.saturating_duration_since(spawned.at)),
+        duration_ms,
         cpu_user_ms: ms(cpu.user),
         cpu_sys_ms: ms(cpu.sys),
         outcome: outcome(&run),
         usage: run.usage.summary(),
+        verdict: Some(judge(&run.points, duration_ms)),
+        regression: None,
     })
 }
 

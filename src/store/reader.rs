@@ -71,6 +71,24 @@ impl History {
             .map_err(|e| StoreError::Sql(e.to_string()))
     }
 
+    /// Durations of the newest `limit` passing runs of `job` with this `command`, oldest first:
+    /// the regression baseline a new looptop starts from.
+    pub fn recent_passing_durations(&self, job: &str, command: &str, limit: usize) -> Result<Vec<f64>, StoreError> {
+        let failed = |e: duckdb::Error| StoreError::Sql(e.to_string());
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT duration_ms FROM (SELECT duration_ms, started_at FROM runs WHERE job = ? AND command = ? \
+                 AND outcome = 'pass' AND duration_ms IS NOT NULL ORDER BY started_at DESC LIMIT ?) ORDER BY started_at",
+            )
+            .map_err(failed)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(duckdb::params![job, command, limit], |row| row.get(0))
+            .map_err(failed)?;
+        rows.collect::<Result<Vec<f64>, _>>().map_err(failed)
+    }
+
     /// Runs any SQL statement and returns its result.
     pub fn query(&self, sql: &str) -> Result<Table, StoreError> {
         self.select(sql, Vec::new())

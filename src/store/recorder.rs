@@ -53,6 +53,8 @@ enum Request {
     Sample(SampleRow),
 }
 
+// Two writes per run: not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum Write {
     Started(RunStarted),
@@ -271,6 +273,9 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
                     ],
                 )
                 .map_err(sql)?;
+            if updated > 0 {
+                record_diagnosis(conn, finished).map_err(sql)?;
+            }
             if updated == 0 {
                 // Its start was never written (history was busy, then looptop restarted it):
                 // write the whole run now.
@@ -284,6 +289,33 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
             Ok(())
         }
     }
+}
+
+/// The run's verdict and regression, in the same connection as its end.
+fn record_diagnosis(conn: &Connection, finished: &RunFinished) -> duckdb::Result<usize> {
+    let verdict = finished.verdict.as_ref();
+    let regression = finished.regression.as_ref();
+    let hints = verdict.map(|v| v.hints.join("\n")).unwrap_or_default();
+    conn.execute(
+        "UPDATE runs SET verdict = ?, verdict_cause = ?, verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, \
+         stalls = ?, stall_ms = ?, hints = CASE WHEN ? = '' THEN []::VARCHAR[] ELSE string_split(?, chr(10)) END, \
+         regression = ?, regression_ratio = ?, baseline_ms = ? WHERE run_id = ?::UUID",
+        params![
+            verdict.map(|v| v.kind.as_str()),
+            verdict.and_then(|v| v.cause).map(|c| c.as_str()),
+            verdict.map(|v| v.summary.as_str()),
+            verdict.and_then(|v| v.gpu_busy_pct),
+            verdict.and_then(|v| v.time_to_gpu_ms),
+            verdict.map(|v| u32::try_from(v.stalls).unwrap_or(u32::MAX)),
+            verdict.map(|v| v.stall_ms),
+            hints,
+            hints,
+            regression.map(|r| r.flag.as_str()),
+            regression.map(|r| r.ratio),
+            regression.map(|r| r.baseline_ms),
+            finished.run.run_id
+        ],
+    )
 }
 
 fn insert_started(conn: &Connection, started: &RunStarted) -> duckdb::Result<usize> {
@@ -496,6 +528,8 @@ mod store_tests {
                 gpu_util_mean_pct: Some(18.0),
                 ..Default::default()
             },
+            verdict: None,
+            regression: None,
         };
         assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
         let history = History::open(&path).expect("read");

@@ -9,7 +9,11 @@ use duckdb::Connection;
 use super::StoreError;
 
 /// Each migration, in order; version N is the state after the first N.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
 
 /// The schema version this looptop writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

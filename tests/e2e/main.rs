@@ -1,6 +1,7 @@
 //! End-to-end tests: the real looptop binary, real files and inotify, real processes.
 
 mod config;
+mod diagnosis;
 mod examples;
 mod fake_nvml;
 mod gpu;

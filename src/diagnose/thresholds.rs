@@ -1,0 +1,50 @@
+//! Every number the diagnosis decides by, named after what it means. README's "How looptop
+//! decides" section states the same rules in words; change both together.
+
+/// Fewer samples than this (one second at the default interval) are too few to judge.
+pub const MIN_SAMPLES: usize = 4;
+
+/// A GPU busy at least this share of the time the run holds it is the bottleneck: GPU-bound.
+/// (NVML's utilization is a duty cycle: high is necessary, not sufficient, for real use.)
+pub const GPU_BOUND_BUSY_PCT: f64 = 80.0;
+
+/// Below this device utilization a GPU the run holds counts as starved in that sample.
+pub const STALL_UTIL_PCT: u32 = 10;
+
+/// A stall is an episode of starved samples lasting at least this long.
+pub const STALL_MIN_MS: f64 = 1000.0;
+
+/// A run at least this long that never touched a present GPU "did not use the GPU".
+pub const GPU_UNUSED_MIN_MS: f64 = 3000.0;
+
+/// A process at this share of one core or more is pinned: it cannot go faster.
+pub const PINNED_CORE_PCT: f32 = 90.0;
+
+/// A tree using this share of all cores or more is limited by the CPU as a whole.
+pub const ALL_CORES_SHARE: f32 = 0.9;
+
+/// Without a GPU, a tree above this share of one core (mean) is CPU-bound.
+pub const CPU_BOUND_PCT: f64 = 70.0;
+
+/// Reading from disk at this rate or more, with the CPU below `CPU_BOUND_PCT`, is I/O-bound.
+pub const IO_BOUND_READ_BYTES_PER_S: f64 = 20e6;
+
+/// The GPU memory the run used, under this share of the GPU's, leaves room for larger batches.
+pub const GPU_MEMORY_ROOM_PCT: f64 = 50.0;
+
+/// When the first GPU use comes after this share of the run, start-up dominates the loop.
+pub const STARTUP_SHARE: f64 = 0.5;
+
+/// "One core does everything": the machine has at least this many cores...
+pub const MANY_CORES: u32 = 4;
+/// ... and the tree never used more than this share of one core beyond its busiest process.
+pub const SINGLE_CORE_SLACK_PCT: f32 = 20.0;
+
+/// Regressions: a run is compared with at most this many recent passing runs of the same command...
+pub const BASELINE_RUNS: usize = 10;
+/// ... and only when there are at least this many.
+pub const MIN_BASELINE_RUNS: usize = 5;
+/// A change must exceed this many (scaled) median absolute deviations of the baseline...
+pub const NOISE_MADS: f64 = 3.0;
+/// ... and this share of the baseline's median, to be flagged.
+pub const MIN_CHANGE_SHARE: f64 = 0.10;

@@ -1,0 +1,364 @@
+//! The verdict on one run: what held the loop back, with the evidence, from the run's samples
+//! alone (no code changes in the job). The rules, in order:
+//!
+//! 1. Fewer than `MIN_SAMPLES` samples: `too-short`.
+//! 2. GPUs were read and NVML can tell which processes use them:
+//!    the run never held one and lasted `GPU_UNUSED_MIN_MS` or more: `gpu-unused`.
+//! 3. The run held a GPU (or NVML cannot tell, and GPUs were read): `gpu_busy_pct` is the mean
+//!    utilization over those samples. At `GPU_BOUND_BUSY_PCT` or more: `gpu-bound`. Below it the
+//!    GPU waited for more than a fifth of the time (TensorBoard's profiler calls a step
+//!    input-bound past 20 % of waiting): `input-bound`, with the cause read from the samples in
+//!    which the GPU was least busy: `cpu` (a process pinned at `PINNED_CORE_PCT` of a core, or the
+//!    tree at `ALL_CORES_SHARE` of all cores), `io` (reading `IO_BOUND_READ_BYTES_PER_S` or more),
+//!    else `idle` (sleeps, locks, network, launch overhead).
+//! 4. No GPU involved: `cpu-bound` (tree at `CPU_BOUND_PCT` of one core or more on average),
+//!    `io-bound` (reading `IO_BOUND_READ_BYTES_PER_S` or more), else `waiting`.
+
+use serde::Serialize;
+
+use super::hints::hints;
+use super::stall::episodes;
+use super::thresholds::{
+    ALL_CORES_SHARE, CPU_BOUND_PCT, GPU_BOUND_BUSY_PCT, GPU_UNUSED_MIN_MS, IO_BOUND_READ_BYTES_PER_S, MIN_SAMPLES,
+    PINNED_CORE_PCT, STALL_UTIL_PCT,
+};
+use super::Point;
+
+/// What limited the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// The run kept a GPU busy: the GPU is the limit.
+    GpuBound,
+    /// The run held a GPU and left it waiting for data.
+    InputBound,
+    /// GPUs are here, the run was long enough, and it never used one.
+    GpuUnused,
+    /// No GPU involved; the CPU was the limit.
+    CpuBound,
+    /// No GPU involved; reading from disk was the limit.
+    IoBound,
+    /// No GPU involved and neither CPU nor disk busy: sleeps, locks, network.
+    Waiting,
+    /// Too few samples to judge.
+    TooShort,
+}
+
+impl Kind {
+    /// The name used in JSON and in the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::GpuBound => "gpu-bound",
+            Kind::InputBound => "input-bound",
+            Kind::GpuUnused => "gpu-unused",
+            Kind::CpuBound => "cpu-bound",
+            Kind::IoBound => "io-bound",
+            Kind::Waiting => "waiting",
+            Kind::TooShort => "too-short",
+        }
+    }
+}
+
+/// Why an input-bound run's GPU waited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// The CPU side could not keep up (a pinned loader, or every core busy).
+    Cpu,
+    /// Reading from disk, with the CPU not busy.
+    Io,
+    /// Neither: sleeps, locks, network, launch overhead.
+    Idle,
+}
+
+impl Cause {
+    /// The name used in JSON and in the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Cpu => "cpu",
+            Cause::Io => "io",
+            Cause::Idle => "idle",
+        }
+    }
+}
+
+/// The verdict and its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// What limited the run.
+    pub kind: Kind,
+    /// For `input-bound`: why the GPU waited.
+    pub cause: Option<Cause>,
+    /// Mean utilization of the GPU while the run held it.
+    pub gpu_busy_pct: Option<f64>,
+    /// How long after the start the run first held a GPU (imports, data loading).
+    pub time_to_gpu_ms: Option<f64>,
+    /// Stalls: episodes of a second or more on a GPU below `STALL_UTIL_PCT`.
+    pub stalls: usize,
+    /// Their total length.
+    pub stall_ms: f64,
+    /// The busiest process's CPU (median over the samples that explain the verdict), % of one core.
+    pub busiest_cpu_pct: Option<f64>,
+    /// Mean disk read rate of the tree, MB/s.
+    pub read_mb_per_s: Option<f64>,
+    /// The most GPU memory the run held, in % of its GPUs' memory.
+    pub gpu_mem_peak_pct: Option<f64>,
+    /// What to try, at most three, each backed by the evidence.
+    pub hints: Vec<String>,
+    /// The verdict in one line.
+    pub summary: String,
+}
+
+/// Judges a run from its samples; `duration_ms` is the run's length.
+pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
+    let stalls = episodes(points);
+    let mut verdict = Verdict {
+        kind: Kind::TooShort,
+        cause: None,
+        gpu_busy_pct: None,
+        time_to_gpu_ms: points.iter().find(|p| p.on_gpu == Some(true)).map(|p| p.t_ms),
+        stalls: stalls.len(),
+        stall_ms: stalls.iter().map(|s| s.duration_ms()).sum(),
+        busiest_cpu_pct: median(points.iter().map(|p| f64::from(p.busiest_cpu_pct))),
+        read_mb_per_s: mean(points.iter().map(|p| p.read_bytes_per_s / 1e6)),
+        gpu_mem_peak_pct: points
+            .iter()
+            .filter_map(|p| p.gpu_mem_pct)
+            .map(f64::from)
+            .reduce(f64::max),
+        hints: Vec::new(),
+        summary: String::new(),
+    };
+    if points.len() < MIN_SAMPLES {
+        verdict.summary = format!("too short to judge: {} sample(s)", points.len());
+        return verdict;
+    }
+    let held: Vec<&Point> = points.iter().filter(|p| p.holds_gpu()).collect();
+    let attributed = points.iter().any(|p| p.on_gpu.is_some());
+    if !held.is_empty() {
+        let busy = mean(held.iter().filter_map(|p| p.gpu_util_pct).map(f64::from)).unwrap_or(0.0);
+        verdict.gpu_busy_pct = Some(busy);
+        if busy >= GPU_BOUND_BUSY_PCT {
+            verdict.kind = Kind::GpuBound;
+        } else {
+            // The cause is in the samples where the GPU waited most.
+            let waiting: Vec<&Point> = held
+                .iter()
+                .copied()
+                .filter(|p| p.gpu_util_pct.is_some_and(|u| u < STALL_UTIL_PCT))
+                .collect();
+            let evidence = if waiting.is_empty() { held } else { waiting };
+            verdict.kind = Kind::InputBound;
+            verdict.cause = Some(cause(&evidence));
+            verdict.busiest_cpu_pct = median(evidence.iter().map(|p| f64::from(p.busiest_cpu_pct)));
+        }
+    } else if attributed && points.iter().any(|p| p.gpus_read) && duration_ms >= GPU_UNUSED_MIN_MS {
+        verdict.kind = Kind::GpuUnused;
+    } else {
+        let all: Vec<&Point> = points.iter().collect();
+        let tree = mean(points.iter().map(|p| f64::from(p.tree_cpu_pct))).unwrap_or(0.0);
+        verdict.kind = if tree >= CPU_BOUND_PCT || cause(&all) == Cause::Cpu {
+            Kind::CpuBound
+        } else if cause(&all) == Cause::Io {
+            Kind::IoBound
+        } else {
+            Kind::Waiting
+        };
+    }
+    verdict.summary = summary(&verdict, points, duration_ms);
+    verdict.hints = hints(&verdict, points, duration_ms);
+    verdict
+}
+
+/// CPU, I/O or neither, from what the median sample of `points` shows.
+fn cause(points: &[&Point]) -> Cause {
+    let busiest = median(points.iter().map(|p| f64::from(p.busiest_cpu_pct))).unwrap_or(0.0);
+    let tree_share = median(
+        points
+            .iter()
+            .map(|p| f64::from(p.tree_cpu_pct / (p.cores as f32 * 100.0))),
+    )
+    .unwrap_or(0.0);
+    let read = mean(points.iter().map(|p| p.read_bytes_per_s)).unwrap_or(0.0);
+    if busiest >= f64::from(PINNED_CORE_PCT) || tree_share >= f64::from(ALL_CORES_SHARE) {
+        Cause::Cpu
+    } else if read >= IO_BOUND_READ_BYTES_PER_S {
+        Cause::Io
+    } else {
+        Cause::Idle
+    }
+}
+
+fn summary(verdict: &Verdict, points: &[Point], duration_ms: f64) -> String {
+    let kind = verdict.kind.as_str();
+    let busiest = verdict.busiest_cpu_pct.unwrap_or(0.0);
+    let read = verdict.read_mb_per_s.unwrap_or(0.0);
+    let stalls = match verdict.stalls {
+        0 => String::new(),
+        1 => format!("; 1 stall, {:.1} s", verdict.stall_ms / 1000.0),
+        n => format!("; {n} stalls, {:.1} s", verdict.stall_ms / 1000.0),
+    };
+    match verdict.kind {
+        Kind::GpuBound => format!("{kind}: GPU busy {:.0} %{stalls}", verdict.gpu_busy_pct.unwrap_or(0.0)),
+        Kind::InputBound => {
+            let why = match verdict.cause {
+                Some(Cause::Cpu) if busiest >= f64::from(PINNED_CORE_PCT) => {
+                    format!("busiest process at {busiest:.0} % of one core")
+                }
+                Some(Cause::Cpu) => "every core busy".to_string(),
+                Some(Cause::Io) => format!("reading {read:.0} MB/s from disk"),
+                _ => "CPU and disk idle (sleeps, locks, network?)".to_string(),
+            };
+            format!(
+                "{kind}: GPU busy {:.0} %, {why}{stalls}",
+                verdict.gpu_busy_pct.unwrap_or(0.0)
+            )
+        }
+        Kind::GpuUnused => format!(
+            "{kind}: a GPU is here but the job never used it in {:.1} s",
+            duration_ms / 1000.0
+        ),
+        Kind::CpuBound => {
+            let tree = mean(points.iter().map(|p| f64::from(p.tree_cpu_pct))).unwrap_or(0.0);
+            format!("{kind}: {tree:.0} % of one core on average, busiest process at {busiest:.0} %")
+        }
+        Kind::IoBound => format!("{kind}: reading {read:.0} MB/s from disk"),
+        Kind::Waiting => {
+            let tree = mean(points.iter().map(|p| f64::from(p.tree_cpu_pct))).unwrap_or(0.0);
+            format!("{kind}: CPU {tree:.0} % of one core, disk {read:.1} MB/s: sleeps, locks or network")
+        }
+        Kind::TooShort => format!("too short to judge: {} sample(s)", points.len()),
+    }
+}
+
+/// The mean, `None` for no values.
+pub fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// The median, `None` for no values.
+pub fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut sorted: Vec<f64> = values.collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    Some(if sorted.len() % 2 == 0 {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::on_gpu;
+
+    fn with(points: &mut [Point], f: impl Fn(&mut Point)) {
+        points.iter_mut().for_each(f);
+    }
+
+    #[test]
+    fn few_samples_are_too_short() {
+        let verdict = judge(&on_gpu(&[90, 90]), 600.0);
+        assert_eq!(verdict.kind, Kind::TooShort);
+        assert!(verdict.summary.contains("2 sample"));
+        assert!(verdict.hints.is_empty());
+    }
+
+    #[test]
+    fn a_busy_gpu_is_gpu_bound() {
+        let verdict = judge(&on_gpu(&[95, 97, 92, 99, 94, 96, 98, 93]), 2000.0);
+        assert_eq!(verdict.kind, Kind::GpuBound);
+        assert_eq!(verdict.stalls, 0);
+        assert!(
+            verdict.summary.starts_with("gpu-bound: GPU busy 96 %"),
+            "{}",
+            verdict.summary
+        );
+    }
+
+    #[test]
+    fn a_starved_gpu_with_a_pinned_loader_is_input_bound_on_cpu() {
+        let mut points = on_gpu(&[90, 2, 3, 1, 0, 2, 85, 1, 0, 2, 3, 1, 88, 2]);
+        with(&mut points, |p| {
+            p.busiest_cpu_pct = if p.gpu_util_pct < Some(10) { 99.5 } else { 40.0 };
+            p.tree_cpu_pct = p.busiest_cpu_pct + 10.0;
+        });
+        let verdict = judge(&points, 3500.0);
+        assert_eq!(verdict.kind, Kind::InputBound);
+        assert_eq!(verdict.cause, Some(Cause::Cpu));
+        assert_eq!(verdict.stalls, 2);
+        assert_eq!(verdict.busiest_cpu_pct, Some(99.5));
+        assert!(
+            verdict
+                .summary
+                .starts_with("input-bound: GPU busy 20 %, busiest process at 100 % of one core; 2 stalls"),
+            "{}",
+            verdict.summary
+        );
+    }
+
+    #[test]
+    fn a_starved_gpu_while_reading_disk_is_input_bound_on_io() {
+        let mut points = on_gpu(&[5, 5, 5, 5, 5, 90]);
+        with(&mut points, |p| {
+            p.read_bytes_per_s = 150e6;
+            p.busiest_cpu_pct = 30.0;
+        });
+        let verdict = judge(&points, 1500.0);
+        assert_eq!((verdict.kind, verdict.cause), (Kind::InputBound, Some(Cause::Io)));
+    }
+
+    #[test]
+    fn a_starved_gpu_with_nothing_busy_is_input_bound_idle() {
+        let verdict = judge(&on_gpu(&[5, 0, 0, 0, 0, 0, 40]), 1750.0);
+        assert_eq!((verdict.kind, verdict.cause), (Kind::InputBound, Some(Cause::Idle)));
+    }
+
+    #[test]
+    fn a_long_run_that_never_holds_the_present_gpu_left_it_unused() {
+        let mut points = on_gpu(&[70; 16]);
+        with(&mut points, |p| p.on_gpu = Some(false));
+        assert_eq!(judge(&points, 4000.0).kind, Kind::GpuUnused);
+        // A short one is judged on its CPU instead.
+        assert_eq!(judge(&points, 2000.0).kind, Kind::Waiting);
+    }
+
+    #[test]
+    fn without_gpus_cpu_io_or_waiting() {
+        let mut points = on_gpu(&[0; 8]);
+        with(&mut points, |p| {
+            *p = Point {
+                t_ms: p.t_ms,
+                cores: 4,
+                busiest_cpu_pct: 99.0,
+                tree_cpu_pct: 99.0,
+                ..Point::default()
+            }
+        });
+        assert_eq!(judge(&points, 2000.0).kind, Kind::CpuBound);
+        with(&mut points, |p| {
+            p.busiest_cpu_pct = 15.0;
+            p.tree_cpu_pct = 15.0;
+            p.read_bytes_per_s = 80e6;
+        });
+        assert_eq!(judge(&points, 2000.0).kind, Kind::IoBound);
+        with(&mut points, |p| p.read_bytes_per_s = 0.0);
+        let verdict = judge(&points, 2000.0);
+        assert_eq!(verdict.kind, Kind::Waiting);
+        assert_eq!(verdict.gpu_busy_pct, None);
+    }
+
+    #[test]
+    fn time_to_gpu_is_the_first_sample_holding_it() {
+        let mut points = on_gpu(&[0, 0, 0, 0, 80, 90, 95, 90]);
+        with(&mut points, |p| p.on_gpu = Some(p.t_ms > 1000.0));
+        let verdict = judge(&points, 2000.0);
+        assert_eq!(verdict.time_to_gpu_ms, Some(1250.0));
+        assert_eq!(verdict.kind, Kind::GpuBound);
+    }
+}

@@ -14,6 +14,7 @@ use crate::sources::runner::Runner;
 use crate::sources::sampler::Sampler;
 use crate::state::{next_wakeup, update, State};
 use crate::store::recorder::{Recorded, Recorder, ACK_WAIT, DELAYED_ACK_WAIT};
+use crate::store::samples::MetricRow;
 use crate::store::StoreError;
 
 /// Capacity of the event channel. Sources block when it is full (output chunks included), which
@@ -113,6 +114,22 @@ impl Sinks {
             Report::Sample { run_id, sample } => {
                 if let Some(recorder) = &self.recorder {
                     recorder.sample(run_id, sample);
+                }
+                return;
+            }
+            Report::Metric {
+                run_id,
+                name,
+                t_ms,
+                value,
+            } => {
+                if let Some(recorder) = &self.recorder {
+                    recorder.metric(MetricRow {
+                        run_id: run_id.clone(),
+                        name: name.clone(),
+                        t_ms: *t_ms,
+                        value: *value,
+                    });
                 }
                 return;
             }

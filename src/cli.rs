@@ -42,6 +42,20 @@ pub enum Command {
     Export(ExportArgs),
     /// Show what looptop can see here: config, history, inotify limits, NVML and each GPU.
     Doctor(DoctorArgs),
+    /// Run a SQL file with DuckDB's profiling on (what a query job runs).
+    #[command(hide = true)]
+    ExecQuery(ExecQueryArgs),
+}
+
+/// `looptop exec-query`.
+#[derive(Debug, Args)]
+pub struct ExecQueryArgs {
+    /// The SQL file; its last statement's result is shown and profiled.
+    #[arg(long, value_name = "FILE")]
+    pub sql: PathBuf,
+    /// The DuckDB database (in memory without it).
+    #[arg(long, value_name = "FILE")]
+    pub database: Option<PathBuf>,
 }
 
 /// `looptop doctor`.

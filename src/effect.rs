@@ -39,6 +39,17 @@ pub enum Report {
         /// The reading.
         sample: Box<crate::sample::Sample>,
     },
+    /// A number pulled out of a run's output (for the history).
+    Metric {
+        /// The run's id.
+        run_id: String,
+        /// The metric's name.
+        name: String,
+        /// Milliseconds after the run's start.
+        t_ms: f64,
+        /// The value.
+        value: f64,
+    },
     /// A run's GPU is starved (live).
     Stall(crate::report::StallStarted),
     /// A message for the user.

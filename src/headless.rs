@@ -90,7 +90,7 @@ impl Printer {
                 };
                 self.paint(color, &format!("[looptop] {label}{}", notice.message))
             }
-            Report::Output { .. } | Report::Sample { .. } => return,
+            Report::Output { .. } | Report::Sample { .. } | Report::Metric { .. } => return,
         };
         self.status(&line);
     }
@@ -260,10 +260,53 @@ fn diagnosis_lines(finished: &RunFinished) -> Vec<String> {
             format_duration_ms(regression.baseline_ms)
         ));
     }
-    if let Some(verdict) = &finished.verdict {
-        lines.extend(verdict.hints.iter().map(|h| format!("→ {h}")));
+    if !finished.metrics.is_empty() {
+        let shown: Vec<String> = finished
+            .metrics
+            .iter()
+            .map(|m| {
+                let unit = m.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
+                format!(
+                    "{} {}{unit} (mean {}, {} values)",
+                    m.name,
+                    number(m.last),
+                    number(m.mean),
+                    m.count
+                )
+            })
+            .collect();
+        lines.push(format!("metrics: {}", shown.join(" · ")));
     }
+    if let Some(query) = &finished.query {
+        let top: Vec<String> = query
+            .profile
+            .operators
+            .iter()
+            .take(3)
+            .map(|o| format!("{} {} ({} rows)", o.name, format_duration_ms(o.ms), o.rows))
+            .collect();
+        lines.push(format!(
+            "query: {} rows in {}; slowest: {}",
+            query.profile.rows,
+            format_duration_ms(query.profile.elapsed_ms),
+            top.join(", ")
+        ));
+    }
+    let hints = finished.verdict.iter().flat_map(|v| &v.hints);
+    let query_hints = finished.query.iter().flat_map(|q| &q.hints);
+    lines.extend(hints.chain(query_hints).map(|h| format!("→ {h}")));
     lines
+}
+
+/// A metric's value without noise: 0.231, 23.4, 12.
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else if value.abs() >= 100.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.3}")
+    }
 }
 
 /// Bytes in the largest unit that keeps the number at least 1 ("1.2 GB", "640 B").

@@ -78,6 +78,10 @@ pub struct RunFinished {
     pub verdict: Option<crate::diagnose::verdict::Verdict>,
     /// A change of duration beyond the noise of the job's recent passing runs.
     pub regression: Option<crate::diagnose::regression::Regression>,
+    /// The job's metrics, as its output printed them.
+    pub metrics: Vec<crate::diagnose::metrics::MetricSummary>,
+    /// For a query job: its profile and hints.
+    pub query: Option<crate::diagnose::query::QueryReport>,
 }
 
 /// A run's GPU has been starved for a while (reported live, once per stall).
@@ -158,7 +162,7 @@ pub fn json_line(report: &Report) -> Option<String> {
         Report::RunFinished(finished) => JsonLine::RunFinished(finished),
         Report::Notice(notice) => JsonLine::Notice(notice),
         Report::Stall(stall) => JsonLine::Stall(stall),
-        Report::Output { .. } | Report::Sample { .. } => return None,
+        Report::Output { .. } | Report::Sample { .. } | Report::Metric { .. } => return None,
     };
     serde_json::to_string(&line).ok()
 }
@@ -188,6 +192,8 @@ mod tests {
             usage: RunUsage::default(),
             verdict: None,
             regression: None,
+            metrics: Vec::new(),
+            query: None,
         }
     }
 

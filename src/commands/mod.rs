@@ -2,6 +2,7 @@
 //! loop or the store; failures carry the exit code they deserve.
 
 pub mod doctor;
+pub mod exec_query;
 pub mod history;
 pub mod run;
 
@@ -53,6 +54,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
     }
     match cli.command {
         Command::Doctor(args) => doctor::doctor(&config, &args),
+        Command::ExecQuery(args) => exec_query::exec_query(&args),
         Command::Run(args) => run::run(&config, args),
         Command::Bench(args) => run::bench(&config, args),
         Command::Trust => run::trust(&config),

@@ -315,6 +315,8 @@ mod tests {
             usage: crate::report::RunUsage::default(),
             verdict: None,
             regression: None,
+            metrics: Vec::new(),
+            query: None,
         }
     }
 

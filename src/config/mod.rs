@@ -17,6 +17,8 @@ use toml::Spanned;
 
 pub use diagnostic::ConfigError;
 
+use crate::commands::exec_query;
+use crate::diagnose::metrics::{self, MetricSpec};
 use crate::sources::sampler::gpu::GpuSettings;
 use crate::sources::sampler::{
     SamplerSettings, DEFAULT_INTERVAL as DEFAULT_SAMPLE_INTERVAL, MIN_INTERVAL as MIN_SAMPLE_INTERVAL,
@@ -144,6 +146,19 @@ pub struct JobSpec {
     pub stop_grace: Duration,
     /// What kind of step this is.
     pub kind: JobKind,
+    /// Numbers to pull out of the job's output (presets and `[[job.metric]]`).
+    pub metrics: Vec<MetricSpec>,
+    /// For a query job: the SQL file and database it runs (through `looptop exec-query`).
+    pub query: Option<QuerySpec>,
+}
+
+/// What a query job runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuerySpec {
+    /// The SQL file, absolute.
+    pub sql: PathBuf,
+    /// The DuckDB database file, absolute; in memory when `None`.
+    pub database: Option<PathBuf>,
 }
 
 impl JobSpec {
@@ -167,6 +182,8 @@ impl JobSpec {
             timeout: None,
             stop_grace: DEFAULT_STOP_GRACE,
             kind: JobKind::default(),
+            metrics: Vec::new(),
+            query: None,
         }
     }
 
@@ -421,16 +438,9 @@ fn resolve_job(raw: RawJob, root: &Path, at: &At<'_>) -> Result<JobSpec, ConfigE
             at(name_span, format!("job name `{name}` must be one word")).with_help("use letters, digits, `-` or `_`")
         );
     }
-    let command_span = raw.command.span();
-    let command = match raw.command.into_inner() {
-        RawCommand(JobCommand::Shell(line)) if line.trim().is_empty() => None,
-        RawCommand(JobCommand::Argv(argv)) if argv.first().is_none_or(|p| p.is_empty()) => None,
-        RawCommand(command) => Some(command),
-    };
-    let command = command.ok_or_else(|| {
-        at(command_span.clone(), format!("job `{name}` has an empty command"))
-            .with_help("write `command = \"pytest -x\"` or `command = [\"pytest\", \"-x\"]`")
-    })?;
+    let (command, query, kind, command_span) =
+        resolve_command(&name, name_span, raw.command, raw.sql, raw.database, raw.kind, root, at)?;
+    let metrics = resolve_metrics(&name, raw.metrics, raw.metric, at)?;
     let cwd = match raw.cwd {
         None => root.to_path_buf(),
         Some(cwd) => {
@@ -473,8 +483,102 @@ fn resolve_job(raw: RawJob, root: &Path, at: &At<'_>) -> Result<JobSpec, ConfigE
         on_change: raw.on_change,
         timeout: duration(raw.timeout)?,
         stop_grace: duration(raw.stop_grace)?.unwrap_or(DEFAULT_STOP_GRACE),
-        kind: raw.kind,
+        kind,
+        metrics,
+        query,
     })
+}
+
+/// The job's command: its own, or `looptop exec-query` for a query job's `sql`.
+#[allow(clippy::too_many_arguments)]
+fn resolve_command(
+    name: &str,
+    name_span: std::ops::Range<usize>,
+    command: Option<Spanned<RawCommand>>,
+    sql: Option<Spanned<String>>,
+    database: Option<Spanned<String>>,
+    kind: Option<Spanned<JobKind>>,
+    root: &Path,
+    at: &At<'_>,
+) -> Result<(JobCommand, Option<QuerySpec>, JobKind, std::ops::Range<usize>), ConfigError> {
+    let kind_value = kind.as_ref().map(|k| *k.get_ref());
+    match (command, sql) {
+        (Some(command), None) => {
+            let span = command.span();
+            if let Some(database) = database {
+                return Err(
+                    at(database.span(), format!("job `{name}` has a `database` but no `sql`"))
+                        .with_help("a query job names its SQL file: `sql = \"queries/features.sql\"`"),
+                );
+            }
+            let command = match command.into_inner() {
+                RawCommand(JobCommand::Shell(line)) if line.trim().is_empty() => None,
+                RawCommand(JobCommand::Argv(argv)) if argv.first().is_none_or(|p| p.is_empty()) => None,
+                RawCommand(command) => Some(command),
+            };
+            let command = command.ok_or_else(|| {
+                at(span.clone(), format!("job `{name}` has an empty command"))
+                    .with_help("write `command = \"pytest -x\"` or `command = [\"pytest\", \"-x\"]`")
+            })?;
+            Ok((command, None, kind_value.unwrap_or_default(), span))
+        }
+        (None, Some(sql)) => {
+            if let Some(kind) = kind.filter(|k| *k.get_ref() != JobKind::Query) {
+                return Err(
+                    at(kind.span(), format!("job `{name}` has `sql`, so its kind is `query`"))
+                        .with_help("remove `kind`, or write `kind = \"query\"`"),
+                );
+            }
+            let sql_path = root.join(sql.get_ref());
+            if !sql_path.is_file() {
+                return Err(at(
+                    sql.span(),
+                    format!("`{}` is not a file under {}", sql.get_ref(), root.display()),
+                )
+                .with_help("`sql` names a file of SQL, relative to the project root"));
+            }
+            let database = database.map(|d| root.join(d.get_ref()));
+            let argv = exec_query::command_line(&exec_query::looptop_exe(), &sql_path, database.as_deref());
+            let query = QuerySpec {
+                sql: sql_path,
+                database,
+            };
+            Ok((JobCommand::Argv(argv), Some(query), JobKind::Query, sql.span()))
+        }
+        (Some(command), Some(_)) => Err(at(command.span(), format!("job `{name}` has both `command` and `sql`"))
+            .with_help("a query job runs its `sql` itself: remove `command`")),
+        (None, None) => Err(at(name_span, format!("job `{name}` has no `command`"))
+            .with_help("write `command = \"pytest -x\"`, or `sql = \"queries/x.sql\"` for a query job")),
+    }
+}
+
+/// Preset metrics (`metrics = ["tqdm"]`) and custom ones (`[[job.metric]]`), checked.
+fn resolve_metrics(
+    name: &str,
+    presets: Vec<Spanned<String>>,
+    custom: Vec<RawMetric>,
+    at: &At<'_>,
+) -> Result<Vec<MetricSpec>, ConfigError> {
+    let mut specs = Vec::new();
+    for preset in presets {
+        let found = metrics::preset(preset.get_ref()).ok_or_else(|| {
+            at(
+                preset.span(),
+                format!("job `{name}`: no metric preset called `{}`", preset.get_ref()),
+            )
+            .with_help(format!("presets: {}", metrics::PRESETS.join(", ")))
+        })?;
+        specs.extend(found);
+    }
+    for metric in custom {
+        let spec =
+            MetricSpec::new(metric.name.get_ref(), metric.regex.get_ref(), metric.unit.as_deref()).map_err(|e| {
+                at(metric.regex.span(), format!("job `{name}`: {e}"))
+                    .with_help("for example regex = 'loss=([0-9.]+)': the one group in parentheses is the number")
+            })?;
+        specs.push(spec);
+    }
+    Ok(specs)
 }
 
 #[derive(Debug, Deserialize)]
@@ -524,9 +628,23 @@ struct RawWatch {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawMetric {
+    name: Spanned<String>,
+    regex: Spanned<String>,
+    unit: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawJob {
     name: Spanned<String>,
-    command: Spanned<RawCommand>,
+    command: Option<Spanned<RawCommand>>,
+    sql: Option<Spanned<String>>,
+    database: Option<Spanned<String>>,
+    #[serde(default)]
+    metrics: Vec<Spanned<String>>,
+    #[serde(default)]
+    metric: Vec<RawMetric>,
     cwd: Option<Spanned<String>>,
     #[serde(default)]
     env: BTreeMap<String, String>,
@@ -536,8 +654,7 @@ struct RawJob {
     on_change: OnChange,
     timeout: Option<Spanned<String>>,
     stop_grace: Option<Spanned<String>>,
-    #[serde(default)]
-    kind: JobKind,
+    kind: Option<Spanned<JobKind>>,
 }
 
 /// `command`: a string or an array of strings, with a message that says so otherwise.

@@ -5,6 +5,8 @@
 //! lives in `thresholds`.
 
 pub mod hints;
+pub mod metrics;
+pub mod query;
 pub mod regression;
 pub mod stall;
 pub mod thresholds;

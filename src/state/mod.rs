@@ -134,6 +134,10 @@ pub struct ActiveRun {
     pub points: Vec<crate::diagnose::Point>,
     /// Watches for a starved GPU.
     pub stall: crate::diagnose::stall::StallWatch,
+    /// Splits its output into lines and pulls out the job's metrics.
+    pub output: crate::diagnose::metrics::OutputScanner,
+    /// A query job's profile, once `exec-query` printed it.
+    pub query: Option<crate::diagnose::query::QueryProfile>,
 }
 
 /// One job and its loop.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::echo::ECHO_WINDOW;
 use super::{ActiveRun, Burst, Exit, Mode, Spawned, State, Stop, StopReason, Trigger};
 use crate::config::OnChange;
+use crate::diagnose::query::{QueryProfile, QueryReport};
 use crate::diagnose::regression::compare;
 use crate::diagnose::thresholds::BASELINE_RUNS;
 use crate::diagnose::verdict::judge;
@@ -72,14 +73,7 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
                 after_run(state, index, EXIT_SPAWN_FAILED, &mut effects);
             }
         }
-        Event::RunOutput { key, stream, bytes } => {
-            if let Some((_, run)) = state.run_mut(key) {
-                if let Some(spawned) = &run.spawned {
-                    let run_id = spawned.run_id.clone();
-                    effects.push(Effect::Report(Report::Output { run_id, stream, bytes }));
-                }
-            }
-        }
+        Event::RunOutput { key, stream, bytes } => output(state, key, stream, bytes, now, &mut effects),
         Event::RunExited { key, status, at } => {
             if let Some((index, _)) = state.run_mut(key) {
                 let job = &mut state.jobs[index];
@@ -115,6 +109,45 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
     }
     advance(state, now, &mut effects);
     effects
+}
+
+/// A chunk of a run's output: pass it on, and pull the job's metrics out of it.
+fn output(
+    state: &mut State,
+    key: crate::event::RunKey,
+    stream: crate::event::Stream,
+    bytes: Vec<u8>,
+    now: Instant,
+    effects: &mut Vec<Effect>,
+) {
+    let Some((index, _)) = state.run_mut(key) else { return };
+    let job = &mut state.jobs[index];
+    let Some(run) = job.active.as_mut() else { return };
+    let Some(spawned) = &run.spawned else { return };
+    let run_id = spawned.run_id.clone();
+    let query_job = job.spec.query.is_some();
+    if !job.spec.metrics.is_empty() || query_job {
+        let t_ms = ms(now.saturating_duration_since(spawned.at));
+        let (values, lines) = run.output.feed(&job.spec.metrics, &bytes, t_ms);
+        report_metrics(&run_id, values, effects);
+        if query_job && stream == crate::event::Stream::Stdout {
+            if let Some(profile) = lines.iter().rev().find_map(|l| QueryProfile::from_summary_line(l)) {
+                run.query = Some(profile);
+            }
+        }
+    }
+    effects.push(Effect::Report(Report::Output { run_id, stream, bytes }));
+}
+
+fn report_metrics(run_id: &str, values: Vec<crate::diagnose::metrics::MetricValue>, effects: &mut Vec<Effect>) {
+    effects.extend(values.into_iter().filter(|v| v.store).map(|v| {
+        Effect::Report(Report::Metric {
+            run_id: run_id.to_string(),
+            name: v.name,
+            t_ms: v.t_ms,
+            value: v.value,
+        })
+    }));
 }
 
 /// A sample of an active run: fold it into the run, report a starved GPU once per stall, and
@@ -214,6 +247,10 @@ fn finish_run(state: &mut State, index: usize, cpu: crate::event::CpuTime, now: 
     let job = &mut state.jobs[index];
     job.last_ended_at = Some(now);
     if let Some(mut finished) = job.active.take().and_then(|run| run_finished(&job.spec, run, cpu, now)) {
+        if let Some(query) = finished.query.as_mut() {
+            let previous = job.last.as_ref().and_then(|l| l.query.as_ref()).map(|q| q.profile.rows);
+            query.hints = query.profile.hints(previous);
+        }
         if finished.outcome == Outcome::Pass {
             finished.regression = compare(finished.duration_ms, &job.baseline);
             job.baseline.push(finished.duration_ms);
@@ -334,6 +371,8 @@ fn start_run(state: &mut State, index: usize, trigger: Trigger, during_previous:
         usage: super::usage::UsageTally::default(),
         points: Vec::new(),
         stall: crate::diagnose::stall::StallWatch::default(),
+        output: crate::diagnose::metrics::OutputScanner::default(),
+        query: None,
     });
     effects.push(Effect::StartRun {
         key,
@@ -431,10 +470,15 @@ fn run_started(job: &super::JobState, key: crate::event::RunKey) -> Option<RunSt
 
 fn run_finished(
     spec: &crate::config::JobSpec,
-    run: ActiveRun,
+    mut run: ActiveRun,
     cpu: crate::event::CpuTime,
     now: Instant,
 ) -> Option<RunFinished> {
+    let spawned = run.spawned.as_ref()?;
+    // A last line without a newline still counts in the summary.
+    let _ = run
+        .output
+        .finish(&spec.metrics, ms(now.saturating_duration_since(spawned.at)));
     let spawned = run.spawned.as_ref()?;
     let ended_at = run.exit.map_or(now, |e| e.at);
     let status = run.exit.map(|e| e.status).unwrap_or_default();
@@ -450,6 +494,11 @@ fn run_finished(
         usage: run.usage.summary(),
         verdict: Some(judge(&run.points, duration_ms)),
         regression: None,
+        metrics: run.output.summary(&spec.metrics),
+        query: run.query.take().map(|profile| QueryReport {
+            profile,
+            hints: Vec::new(),
+        }),
     })
 }
 

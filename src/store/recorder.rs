@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use duckdb::{params, Connection};
 
-use super::samples::{append, SampleRow};
+use super::samples::{append, append_metrics, MetricRow, SampleRow};
 use super::{open, schema, Access, StoreError};
 use crate::report::{RunFinished, RunStarted};
 use crate::sample::Sample;
@@ -51,6 +51,8 @@ enum Request {
     },
     /// A sample for the next batch.
     Sample(SampleRow),
+    /// A metric value for the next batch.
+    Metric(MetricRow),
 }
 
 // Two writes per run: not worth a box.
@@ -123,6 +125,11 @@ impl Recorder {
         let _ = self.tx.send(Request::Sample(row));
     }
 
+    /// Queues a metric value for the next batch; never waits.
+    pub fn metric(&self, row: MetricRow) {
+        let _ = self.tx.send(Request::Metric(row));
+    }
+
     fn send(&self, write: Write, patience: Duration) -> Result<Recorded, StoreError> {
         let (ack, answer) = mpsc::channel();
         let gone = || StoreError::Unwritable {
@@ -144,10 +151,12 @@ impl Recorder {
 fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
     let mut queue: VecDeque<(Write, mpsc::Sender<Result<(), StoreError>>)> = VecDeque::new();
     let mut samples: Vec<SampleRow> = Vec::new();
+    let mut metrics: Vec<MetricRow> = Vec::new();
     let mut dropped_samples = 0usize;
     let mut listening = true;
-    while listening || !samples.is_empty() {
-        let waiting = !queue.is_empty() || samples.len() >= SAMPLE_BATCH;
+    while listening || !samples.is_empty() || !metrics.is_empty() {
+        let batch_full = samples.len() >= SAMPLE_BATCH || metrics.len() >= SAMPLE_BATCH;
+        let waiting = !queue.is_empty() || batch_full;
         let next = if !listening {
             None
         } else if waiting {
@@ -169,11 +178,14 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
             match request {
                 Request::Write { write, ack } => queue.push_back((write, ack)),
                 Request::Sample(row) => samples.push(row),
+                Request::Metric(row) => metrics.push(row),
             }
         }
-        if samples.len() > MAX_PENDING_SAMPLES {
-            let excess = samples.len() - MAX_PENDING_SAMPLES;
-            samples.drain(..excess);
+        let excess =
+            samples.len().saturating_sub(MAX_PENDING_SAMPLES) + metrics.len().saturating_sub(MAX_PENDING_SAMPLES);
+        if excess > 0 {
+            samples.drain(..samples.len().saturating_sub(MAX_PENDING_SAMPLES));
+            metrics.drain(..metrics.len().saturating_sub(MAX_PENDING_SAMPLES));
             if dropped_samples == 0 {
                 log::warn!(
                     "history: {} is busy for long; the oldest samples are dropped",
@@ -182,8 +194,9 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
             }
             dropped_samples += excess;
         }
-        // Samples alone wait for a full batch, unless looptop is stopping.
-        if queue.is_empty() && samples.len() < SAMPLE_BATCH && listening {
+        // Samples and metrics alone wait for a full batch, unless looptop is stopping.
+        let batch_full = samples.len() >= SAMPLE_BATCH || metrics.len() >= SAMPLE_BATCH;
+        if queue.is_empty() && !batch_full && listening {
             continue;
         }
         let conn = match open(path, Access::Write) {
@@ -196,6 +209,7 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
                 if !keep {
                     queue.clear();
                     samples.clear();
+                    metrics.clear();
                 }
                 if !listening && !keep {
                     return;
@@ -209,6 +223,12 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
                 log::warn!("history: cannot write {} samples: {e}", samples.len());
             }
             samples.clear();
+        }
+        if !metrics.is_empty() {
+            if let Err(e) = append_metrics(&conn, &metrics) {
+                log::warn!("history: cannot write {} metric values: {e}", metrics.len());
+            }
+            metrics.clear();
         }
         let mut started = Vec::new();
         while let Some((write, ack)) = queue.pop_front() {
@@ -291,15 +311,18 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
     }
 }
 
-/// The run's verdict and regression, in the same connection as its end.
+/// The run's verdict, regression, query profile and metric summary, in the same connection as
+/// its end.
 fn record_diagnosis(conn: &Connection, finished: &RunFinished) -> duckdb::Result<usize> {
     let verdict = finished.verdict.as_ref();
     let regression = finished.regression.as_ref();
+    let query = finished.query.as_ref();
     let hints = verdict.map(|v| v.hints.join("\n")).unwrap_or_default();
     conn.execute(
         "UPDATE runs SET verdict = ?, verdict_cause = ?, verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, \
          stalls = ?, stall_ms = ?, hints = CASE WHEN ? = '' THEN []::VARCHAR[] ELSE string_split(?, chr(10)) END, \
-         regression = ?, regression_ratio = ?, baseline_ms = ? WHERE run_id = ?::UUID",
+         regression = ?, regression_ratio = ?, baseline_ms = ?, query_rows = ?, query_ms = ?, query_profile = ?, \
+         metric_summary = ? WHERE run_id = ?::UUID",
         params![
             verdict.map(|v| v.kind.as_str()),
             verdict.and_then(|v| v.cause).map(|c| c.as_str()),
@@ -313,6 +336,12 @@ fn record_diagnosis(conn: &Connection, finished: &RunFinished) -> duckdb::Result
             regression.map(|r| r.flag.as_str()),
             regression.map(|r| r.ratio),
             regression.map(|r| r.baseline_ms),
+            query.map(|q| i64::try_from(q.profile.rows).unwrap_or(i64::MAX)),
+            query.map(|q| q.profile.elapsed_ms),
+            query.and_then(|q| serde_json::to_string(q).ok()),
+            (!finished.metrics.is_empty())
+                .then(|| serde_json::to_string(&finished.metrics).ok())
+                .flatten(),
             finished.run.run_id
         ],
     )
@@ -530,6 +559,8 @@ mod store_tests {
             },
             verdict: None,
             regression: None,
+            metrics: Vec::new(),
+            query: None,
         };
         assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
         let history = History::open(&path).expect("read");

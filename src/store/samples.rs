@@ -1,5 +1,6 @@
-//! Writes samples into `samples` and `gpu_samples` with DuckDB's Appender (a batch at a time:
-//! row-by-row INSERTs would cost more than the sampling itself).
+//! Writes samples into `samples` and `gpu_samples`, and metric values into `metrics`, with
+//! DuckDB's Appender (a batch at a time: row-by-row INSERTs would cost more than the sampling
+//! itself).
 
 use duckdb::{params, Connection};
 
@@ -65,6 +66,28 @@ pub fn append(conn: &Connection, rows: &[SampleRow]) -> duckdb::Result<()> {
         }
     }
     gpus.flush()
+}
+
+/// One value of a metric, as the recorder keeps it until the next batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRow {
+    /// The run's id.
+    pub run_id: String,
+    /// The metric's name.
+    pub name: String,
+    /// Milliseconds after the run's start.
+    pub t_ms: f64,
+    /// The value.
+    pub value: f64,
+}
+
+/// Appends metric values in one go.
+pub fn append_metrics(conn: &Connection, rows: &[MetricRow]) -> duckdb::Result<()> {
+    let mut metrics = conn.appender("metrics")?;
+    for row in rows {
+        metrics.append_row(params![row.run_id, row.name, row.t_ms, row.value])?;
+    }
+    metrics.flush()
 }
 
 fn big(bytes: u64) -> i64 {

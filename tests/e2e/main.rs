@@ -7,6 +7,7 @@ mod fake_nvml;
 mod gpu;
 mod harness;
 mod history;
+mod metrics_and_queries;
 mod output;
 mod sampling;
 mod stopping;

@@ -118,7 +118,7 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
         gpu_busy_pct: None,
         time_to_gpu_ms: points.iter().find(|p| p.on_gpu == Some(true)).map(|p| p.t_ms),
         stalls: stalls.len(),
-        stall_ms: stalls.iter().map(|s| s.duration_ms()).sum(),
+        stall_ms: stalls.iter().map(|s| s.duration_ms()).fold(0.0, |a, b| a + b),
         busiest_cpu_pct: median(points.iter().map(|p| f64::from(p.busiest_cpu_pct))),
         read_mb_per_s: mean(points.iter().map(|p| p.read_bytes_per_s / 1e6)),
         gpu_mem_peak_pct: points

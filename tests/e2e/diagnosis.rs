@@ -91,6 +91,27 @@ fn a_sleeper_on_a_starved_gpu_is_input_bound_idle() {
 }
 
 #[test]
+fn a_disk_reader_on_a_starved_gpu_is_input_bound_on_io() {
+    let (project, script) = gpu_at(2);
+    let data = project.scratch.path().join("shard.bin");
+    std::fs::write(&data, vec![7u8; 64 << 20]).expect("write a data shard");
+    // Direct reads bypass the page cache, so every pass really reads the disk.
+    let reader = format!(
+        "end=$(( $(date +%s%N) + 1600000000 )); while [ $(date +%s%N) -lt $end ]; do \
+         dd if={} of=/dev/null bs=1M iflag=direct status=none; done",
+        data.display()
+    );
+    let events = project.run_once_json(&on_gpu(&script, 1_000_000, &reader));
+    let v = verdict(&events);
+    assert_eq!(
+        (v["kind"].as_str(), v["cause"].as_str()),
+        (Some("input-bound"), Some("io")),
+        "{v:#}"
+    );
+    assert!(v["read_mb_per_s"].as_f64().is_some_and(|r| r >= 20.0), "{v:#}");
+}
+
+#[test]
 fn a_busy_gpu_is_gpu_bound_and_free_memory_suggests_a_bigger_batch() {
     let (project, script) = gpu_at(96);
     let events = project.run_once_json(&on_gpu(&script, 4_000_000_000, "sleep 1.2"));

@@ -116,6 +116,9 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from benchlib import (CLEANUP, chosen_tools, default_looptop, find_program, first_version_line,
+                      kill_group, log, looptop_source, run_main, short_version, tail_of)
+
 # --------------------------------------------------------------------------------------
 # Settings (most can be changed on the command line).
 # --------------------------------------------------------------------------------------
@@ -131,9 +134,7 @@ STORM_FILES = 3000
 STORM_SECONDS = 2.0
 STORM_QUIET_S = 3.0  # the storm is over when no stamp appeared for this long
 STORM_CAP_S = 60.0  # ... or after this long, whatever happens
-STOP_GRACE_S = 2.0  # SIGTERM, then SIGKILL after this long
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 STAMP_C = r"""
 /* stamp: append the time this process started running main(), in ns since the epoch
@@ -160,80 +161,6 @@ int main(int argc, char **argv) {
 """
 
 
-def log(message: str) -> None:
-    """Progress messages go to stderr, so stdout holds only the results."""
-    print(message, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------------------
-# Cleanup: everything started or created registers an undo action here. The actions run
-# in reverse order on normal exit, on exceptions and on Ctrl-C / SIGTERM / SIGHUP.
-# --------------------------------------------------------------------------------------
-
-
-class Cleanup:
-    def __init__(self) -> None:
-        self._actions: list[tuple[str, Callable[[], None]]] = []
-
-    def push(self, what: str, action: Callable[[], None]) -> Callable[[], None]:
-        """Registers `action`; returns a function that runs it now (once) instead."""
-        entry = (what, action)
-        self._actions.append(entry)
-
-        def run_now() -> None:
-            if entry in self._actions:
-                self._actions.remove(entry)
-                self._run(entry)
-
-        return run_now
-
-    def run_all(self) -> None:
-        while self._actions:
-            self._run(self._actions.pop())
-
-    @staticmethod
-    def _run(entry: tuple[str, Callable[[], None]]) -> None:
-        what, action = entry
-        try:
-            action()
-        except Exception as error:  # cleanup must go on whatever happens
-            log(f"cleanup of {what} failed: {error}")
-
-
-CLEANUP = Cleanup()
-
-
-def _terminate(signum: int, _frame: object) -> None:
-    """SIGTERM/SIGHUP behave like Ctrl-C: unwind, which runs the cleanup."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-# --------------------------------------------------------------------------------------
-# Processes.
-# --------------------------------------------------------------------------------------
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    """Stops a process started in a session of its own, with all its children:
-    SIGTERM to the group, SIGKILL after STOP_GRACE_S."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            pass
-    # Children may outlive the leader: make sure the whole group is gone.
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if proc.poll() is None:
-        proc.wait(timeout=5)
-
-
 class Running:
     """A started tool: how to check it is alive and how to stop it."""
 
@@ -242,14 +169,6 @@ class Running:
         self.stop = stop
         self.alive = alive
         self.describe_failure = describe_failure
-
-
-def tail_of(path: Path, limit: int = 1500) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return text[-limit:]
 
 
 def start_plain(argv: list[str], cwd: Path, log_path: Path,
@@ -400,46 +319,18 @@ def save(path: Path, text: str) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def find_program(name: str) -> Optional[str]:
-    found = shutil.which(name)
-    if found:
-        return found
-    cargo_bin = Path.home() / ".cargo" / "bin" / name
-    return str(cargo_bin) if cargo_bin.is_file() and os.access(cargo_bin, os.X_OK) else None
-
-
-def default_looptop() -> Optional[str]:
-    """$CARGO_TARGET_DIR/release/looptop if that is set and built, else the repository's
-    target/release/looptop."""
-    candidates = []
-    if os.environ.get("CARGO_TARGET_DIR"):
-        target = Path(os.environ["CARGO_TARGET_DIR"])
-        if not target.is_absolute():
-            target = REPO_ROOT / target
-        candidates.append(target / "release" / "looptop")
-    candidates.append(REPO_ROOT / "target" / "release" / "looptop")
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return None
-
-
 def version_of(tool: str, binary: str) -> str:
     """The tool's version as it reports it (entr has no --version: its usage text says
     "release: X")."""
+    if tool != "entr":
+        return short_version(first_version_line(binary))
     try:
-        if tool == "entr":
-            out = subprocess.run([binary], capture_output=True, text=True, timeout=5,
-                                 stdin=subprocess.DEVNULL)
-            match = re.search(r"release:\s*(\S+)", out.stdout + out.stderr)
-            return match.group(1) if match else "unknown"
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=5,
+        out = subprocess.run([binary], capture_output=True, text=True, timeout=5,
                              stdin=subprocess.DEVNULL)
-        first = (out.stdout or out.stderr).strip().splitlines()[0]
-        match = re.search(r"\d+\.\d+(\.\d+)?\S*", first)
-        return match.group(0) if match else first
-    except (OSError, subprocess.SubprocessError, IndexError):
+    except (OSError, subprocess.SubprocessError):
         return "unknown"
+    match = re.search(r"release:\s*(\S+)", out.stdout + out.stderr)
+    return match.group(1) if match else "unknown"
 
 
 BACON_TOML = """\
@@ -669,22 +560,6 @@ def compile_stamp(workdir: Path) -> tuple[Path, bool]:
     sys.exit(f"error: cannot compile stamp.c:\n{result.stderr}")
 
 
-def looptop_source() -> Optional[str]:
-    """The repository's commit when the benchmark ran (with "+dirty" for uncommitted
-    changes), a hint of which looptop was measured (only exact if the binary was built from
-    this checkout just before); None outside a git checkout."""
-    try:
-        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain",
-                                "--untracked-files=no"], capture_output=True, text=True, timeout=10)
-        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def fmt(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
@@ -704,10 +579,7 @@ def main() -> int:
                         help="keep the temporary directory (projects, stamps, tool logs)")
     args = parser.parse_args()
 
-    wanted = [t.strip() for t in args.tools.split(",") if t.strip()]
-    unknown = [t for t in wanted if t not in ALL_TOOLS]
-    if unknown:
-        parser.error(f"unknown tool(s): {', '.join(unknown)} (known: {', '.join(ALL_TOOLS)})")
+    wanted = chosen_tools(parser, args.tools, ALL_TOOLS)
     if args.saves < 1:
         parser.error("--saves must be at least 1")
     if args.storm_files < 1 or args.storm_seconds <= 0:
@@ -716,8 +588,6 @@ def main() -> int:
     # Ctrl-C raises KeyboardInterrupt even when started with SIGINT ignored (in the
     # background of a script); SIGTERM and SIGHUP do the same.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
 
     # Which tools can run here.
     tools: list[Tool] = []
@@ -815,8 +685,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        log("interrupted; processes stopped and temporary files removed")
-        sys.exit(130)
+    run_main(main)

@@ -37,10 +37,16 @@ pub async fn run_loop(
         return (code, sinks);
     }
     loop {
+        // Let the other tasks run (the signal forwarder): while events keep coming, `recv` is
+        // always ready and a Ctrl-C would wait behind dozens of runs.
+        tokio::task::yield_now().await;
         let event = match own.pop_front() {
             Some(event) => event,
             None => {
-                let wake = next_wakeup(&state);
+                let wake = [next_wakeup(&state), sinks.frontend.wake_at()]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 tokio::select! {
                     received = events.recv() => match received {
                         Some(event) => event,
@@ -60,6 +66,25 @@ pub async fn run_loop(
         if let Some(code) = carry_out(effects, &state, &mut runner, &mut sinks, &mut own) {
             return (code, sinks);
         }
+        sinks.frontend.show(&state, Instant::now());
+    }
+}
+
+/// What the user sees: the headless printer, or the TUI.
+pub trait Frontend {
+    /// Shows a report (a run's start or end, output, a notice).
+    fn report(&mut self, report: &Report);
+    /// The state after an event; a frontend that draws redraws (at its own pace).
+    fn show(&mut self, _state: &State, _now: Instant) {}
+    /// When `show` should be called again even if no event comes (a capped frame rate, a clock).
+    fn wake_at(&self) -> Option<Instant> {
+        None
+    }
+}
+
+impl Frontend for Printer {
+    fn report(&mut self, report: &Report) {
+        Printer::report(self, report);
     }
 }
 
@@ -80,6 +105,7 @@ fn carry_out(
             Effect::StartRun { key, job, trigger } => own.push_back(runner.start(key, &state.jobs[job].spec, &trigger)),
             Effect::Signal { key, signal } => runner.signal(key, signal),
             Effect::Report(report) => sinks.report(&report),
+            Effect::LoadSamples { job, run_id } => sinks.load_samples(job, run_id),
             Effect::Exit(code) => return Some(code),
         }
     }
@@ -87,20 +113,38 @@ fn carry_out(
 }
 
 /// Where reports go: the history first (so that a run looptop has reported is on disk), then
-/// the printer.
-#[derive(Debug)]
+/// the frontend.
 pub struct Sinks {
-    /// The headless printer.
-    pub printer: Printer,
+    /// The headless printer or the TUI.
+    pub frontend: Box<dyn Frontend>,
     /// The history, while it works.
     pub recorder: Option<Recorder>,
     /// Finished runs, kept when a caller needs them (`looptop bench`).
     pub finished: Option<Vec<RunFinished>>,
     /// History writes are waiting for a busy file (said once per episode).
     pub history_delayed: bool,
+    /// Where answers from the history (a past run's samples) go: the loop's own channel.
+    pub answers: Option<mpsc::Sender<Event>>,
 }
 
 impl Sinks {
+    /// Asks the history for a past run's samples; they come back as `Event::PastRun`.
+    pub fn load_samples(&self, job: usize, run_id: String) {
+        let (Some(recorder), Some(answers)) = (&self.recorder, &self.answers) else {
+            return;
+        };
+        let answers = answers.clone();
+        let asked = run_id.clone();
+        recorder.load_samples(
+            &asked,
+            Box::new(move |samples| {
+                // Never blocks the recording thread: if the loop is flooded, the answer is
+                // dropped and selecting the run again asks again.
+                let _ = answers.try_send(Event::PastRun { job, run_id, samples });
+            }),
+        );
+    }
+
     /// Hands a report to every sink.
     pub fn report(&mut self, report: &Report) {
         match report {
@@ -135,7 +179,7 @@ impl Sinks {
             }
             Report::Output { .. } | Report::Notice(_) | Report::Stall(_) => {}
         }
-        self.printer.report(report);
+        self.frontend.report(report);
     }
 
     fn record(&mut self, write: impl FnOnce(&Recorder, std::time::Duration) -> Result<Recorded, StoreError>) {
@@ -165,7 +209,7 @@ impl Sinks {
             }
         };
         if let Some(notice) = notice {
-            self.printer.report(&Report::Notice(notice));
+            self.frontend.report(&Report::Notice(notice));
         }
     }
 }

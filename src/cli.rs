@@ -9,7 +9,7 @@ use crate::config::{parse_duration, OnChange};
 
 /// Watch a project, rerun the targeted step on change, and time every loop.
 #[derive(Debug, Parser)]
-#[command(name = "looptop", version, about, arg_required_else_help = true)]
+#[command(name = "looptop", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// Use this config file instead of looking for looptop.toml in . and its parents.
     #[arg(short, long, global = true, value_name = "FILE")]
@@ -18,9 +18,32 @@ pub struct Cli {
     /// places; also LOOPTOP_NVML_LIB, or [gpu] nvml_lib in looptop.toml.
     #[arg(long, global = true, value_name = "PATH")]
     pub nvml_lib: Option<PathBuf>,
-    /// What to do.
+    /// What to do; without a subcommand, the TUI.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// The TUI's options.
+    #[command(flatten)]
+    pub tui: TuiArgs,
+}
+
+/// Plain `looptop`: the TUI.
+#[derive(Debug, Args)]
+pub struct TuiArgs {
+    /// Show this job first (all the config's jobs run; Tab switches).
+    #[arg(short, long, value_name = "NAME", conflicts_with = "command")]
+    pub job: Option<String>,
+    /// Color theme: dark, light, high-contrast, gruvbox, nord, or a file in ~/.config/looptop/themes.
+    #[arg(long, value_name = "NAME")]
+    pub theme: Option<String>,
+    /// Run a config's commands even if this looptop.toml was never approved here.
+    #[arg(long)]
+    pub trust: bool,
+    /// Do not run at start; wait for the first change.
+    #[arg(long)]
+    pub postpone: bool,
+    /// A command to run instead of the config's jobs, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// Subcommands.
@@ -42,9 +65,29 @@ pub enum Command {
     Export(ExportArgs),
     /// Show what looptop can see here: config, history, inotify limits, NVML and each GPU.
     Doctor(DoctorArgs),
+    /// Write a starter looptop.toml from what this directory holds (never over an existing one).
+    Init(InitArgs),
+    /// Print shell completions: looptop completions bash > ~/.local/share/bash-completion/completions/looptop
+    Completions(CompletionsArgs),
     /// Run a SQL file with DuckDB's profiling on (what a query job runs).
     #[command(hide = true)]
     ExecQuery(ExecQueryArgs),
+}
+
+/// `looptop init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Print the config instead of writing looptop.toml.
+    #[arg(long)]
+    pub print: bool,
+}
+
+/// `looptop completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `looptop exec-query`.
@@ -238,7 +281,9 @@ mod tests {
             "looptop", "run", "--once", "--json", "--grace", "300ms", "--", "pytest", "-k", "fast",
         ])
         .expect("parses");
-        let Command::Run(args) = cli.command else { panic!("run") };
+        let Some(Command::Run(args)) = cli.command else {
+            panic!("run")
+        };
         assert!(args.once && args.json);
         assert_eq!(args.grace, Some(Duration::from_millis(300)));
         assert_eq!(args.command, ["pytest", "-k", "fast"]);
@@ -247,7 +292,7 @@ mod tests {
     #[test]
     fn parses_history_commands() {
         let cli = Cli::try_parse_from(["looptop", "history", "--job", "train", "-n", "5", "--json"]).expect("parses");
-        let Command::History(args) = cli.command else {
+        let Some(Command::History(args)) = cli.command else {
             panic!("history")
         };
         assert_eq!(

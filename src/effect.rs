@@ -79,6 +79,13 @@ pub enum Effect {
     },
     /// Tell the sinks.
     Report(Report),
+    /// Read a past run's samples from the history, for the TUI (answered by `Event::PastRun`).
+    LoadSamples {
+        /// The job whose trend shows the run (an index into `State::jobs`).
+        job: usize,
+        /// The run.
+        run_id: String,
+    },
     /// Leave the loop with this exit code.
     Exit(u8),
 }

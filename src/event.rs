@@ -151,12 +151,78 @@ pub enum Event {
     Sample(Box<crate::sample::Sample>),
     /// What the sampler found out about GPUs (once, when it first looks).
     Gpus(GpuStatus),
+    /// A past run's samples, read from the history for the TUI.
+    PastRun {
+        /// The job whose trend shows the run.
+        job: usize,
+        /// The run.
+        run_id: String,
+        /// Its samples, oldest first (none if the history kept none).
+        samples: Vec<crate::sample::Sample>,
+    },
+    /// A key pressed in the TUI.
+    Key(Key),
+    /// The mouse wheel turned over the TUI.
+    Wheel(Wheel),
+    /// The terminal changed size.
+    Resize,
     /// The user asked looptop to quit (Ctrl-C, SIGTERM, SIGHUP).
     Interrupt,
     /// Time passed; deadlines may be due.
     Tick,
     /// A source has something to tell the user.
     Notice(Notice),
+}
+
+/// A turn of the mouse wheel, with where the pointer was and the screen's size then, so that
+/// the pane under the pointer can be found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wheel {
+    /// Lines to scroll; positive is up (back in time).
+    pub lines: i64,
+    /// The pointer's column.
+    pub column: u16,
+    /// The pointer's row.
+    pub row: u16,
+    /// The screen's width.
+    pub width: u16,
+    /// The screen's height.
+    pub height: u16,
+}
+
+/// A key, in looptop's own terms (the TUI's input source translates the terminal's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// A printable character.
+    Char(char),
+    /// Enter.
+    Enter,
+    /// Escape.
+    Esc,
+    /// Backspace.
+    Backspace,
+    /// Tab.
+    Tab,
+    /// Shift-Tab.
+    BackTab,
+    /// Arrow left.
+    Left,
+    /// Arrow right.
+    Right,
+    /// Arrow up.
+    Up,
+    /// Arrow down.
+    Down,
+    /// Page up.
+    PageUp,
+    /// Page down.
+    PageDown,
+    /// Home.
+    Home,
+    /// End.
+    End,
+    /// Ctrl-C (raw mode delivers it as a key).
+    CtrlC,
 }
 
 /// Whether looptop can read GPUs, and which.

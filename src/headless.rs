@@ -260,23 +260,7 @@ fn diagnosis_lines(finished: &RunFinished) -> Vec<String> {
             format_duration_ms(regression.baseline_ms)
         ));
     }
-    if !finished.metrics.is_empty() {
-        let shown: Vec<String> = finished
-            .metrics
-            .iter()
-            .map(|m| {
-                let unit = m.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
-                format!(
-                    "{} {}{unit} (mean {}, {} values)",
-                    m.name,
-                    number(m.last),
-                    number(m.mean),
-                    m.count
-                )
-            })
-            .collect();
-        lines.push(format!("metrics: {}", shown.join(" · ")));
-    }
+    lines.extend(crate::diagnose::metrics::describe(&finished.metrics));
     if let Some(query) = &finished.query {
         let top: Vec<String> = query
             .profile
@@ -296,17 +280,6 @@ fn diagnosis_lines(finished: &RunFinished) -> Vec<String> {
     let query_hints = finished.query.iter().flat_map(|q| &q.hints);
     lines.extend(hints.chain(query_hints).map(|h| format!("→ {h}")));
     lines
-}
-
-/// A metric's value without noise: 0.231, 23.4, 12.
-fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{value:.0}")
-    } else if value.abs() >= 100.0 {
-        format!("{value:.1}")
-    } else {
-        format!("{value:.3}")
-    }
 }
 
 /// Bytes in the largest unit that keeps the number at least 1 ("1.2 GB", "640 B").

@@ -7,6 +7,24 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = looptop::cli::Cli::parse();
+    if cli.command.is_none() {
+        // The TUI shows looptop's own log in a pane (`l`).
+        let _ = tui_logger::init_logger(log::LevelFilter::Info);
+        tui_logger::set_default_level(log::LevelFilter::Info);
+    } else {
+        init_stderr_log();
+    }
+    match looptop::commands::dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("looptop: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// looptop's log on stderr, filtered by `LOOPTOP_LOG` (warnings by default).
+fn init_stderr_log() {
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("LOOPTOP_LOG", "warn"))
         .format(|buf, record| {
             use std::io::Write;
@@ -18,11 +36,4 @@ fn main() -> ExitCode {
             )
         })
         .init();
-    match looptop::commands::dispatch(cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(failure) => {
-            eprintln!("looptop: {}", failure.message);
-            ExitCode::from(failure.code)
-        }
-    }
 }

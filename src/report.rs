@@ -23,6 +23,24 @@ pub enum Outcome {
     Timeout,
 }
 
+impl Outcome {
+    /// The word used in JSON and in the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Killed => "killed",
+            Outcome::Timeout => "timeout",
+        }
+    }
+}
+
+/// "1 process", "5 processes": a count with its noun in the right number.
+pub fn count<N: std::fmt::Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) -> String {
+    let noun = if n == N::from(1) { one } else { many };
+    format!("{n} {noun}")
+}
+
 /// What identifies a run in every report about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunIdentity {

@@ -4,7 +4,9 @@
 pub mod doctor;
 pub mod exec_query;
 pub mod history;
+pub mod init;
 pub mod run;
+pub mod tui;
 
 use std::path::Path;
 
@@ -46,13 +48,22 @@ impl Failure {
 
 /// Runs the subcommand `cli` asks for; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    // These two need no config (init runs where there is none yet).
+    match &cli.command {
+        Some(Command::Init(args)) => return init::init(&current_dir()?, args),
+        Some(Command::Completions(args)) => return init::completions(args),
+        _ => {}
+    }
     let mut config = load_config(cli.config.as_deref())?;
     // The flag wins over the environment, which wins over looptop.toml.
     let from_env = std::env::var_os(NVML_LIB_ENV).filter(|v| !v.is_empty()).map(Into::into);
     if let Some(lib) = cli.nvml_lib.or(from_env) {
         config.sampler.gpu.nvml_lib = Some(lib);
     }
-    match cli.command {
+    let Some(command) = cli.command else {
+        return tui::tui(&config, &cli.tui);
+    };
+    match command {
         Command::Doctor(args) => doctor::doctor(&config, &args),
         Command::ExecQuery(args) => exec_query::exec_query(&args),
         Command::Run(args) => run::run(&config, args),
@@ -62,12 +73,16 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Stats(args) => history::stats(&config, &args),
         Command::Query(args) => history::query(&config, &args),
         Command::Export(args) => history::export(&config, &args),
+        Command::Init(_) | Command::Completions(_) => unreachable!("handled before the config is loaded"),
     }
 }
 
+fn current_dir() -> Result<std::path::PathBuf, Failure> {
+    std::env::current_dir().map_err(|e| Failure::runtime(format!("cannot read the current directory: {e}")))
+}
+
 fn load_config(explicit: Option<&Path>) -> Result<Config, Failure> {
-    let cwd =
-        std::env::current_dir().map_err(|e| Failure::runtime(format!("cannot read the current directory: {e}")))?;
+    let cwd = current_dir()?;
     let loaded = match explicit {
         Some(file) => Config::load(file),
         None => Config::discover(&cwd),

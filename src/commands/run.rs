@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tokio::sync::mpsc;
 
 use super::Failure;
-use crate::app::{forward_signals, run_loop, Sinks, EVENT_CHANNEL_CAPACITY};
+use crate::app::{forward_signals, run_loop, Frontend, Sinks, EVENT_CHANNEL_CAPACITY};
 use crate::cli::{BenchArgs, RunArgs};
 use crate::config::trust::{describe_commands, TrustStore};
 use crate::config::{Config, JobCommand, JobSpec};
@@ -19,6 +19,7 @@ use crate::report::{Outcome, RunFinished};
 use crate::sources::sampler::Sampler;
 use crate::sources::{runner, watcher};
 use crate::state::update::start_all;
+use crate::state::view::{View, TREND_RUNS};
 use crate::state::{Coalescing, Mode, State};
 use crate::store::reader::History;
 use crate::store::recorder::Recorder;
@@ -36,7 +37,7 @@ pub fn run(config: &Config, args: RunArgs) -> Result<u8, Failure> {
         job.on_change = on_change.into();
     }
     let mode = if args.once { Mode::Once } else { Mode::Watch };
-    let (code, _) = run_engine(config, job, mode, args.json, args.postpone)?;
+    let (code, _) = run_engine(config, vec![job], mode, headless(args.json, mode), args.postpone, None)?;
     Ok(code)
 }
 
@@ -45,7 +46,7 @@ pub fn bench(config: &Config, args: BenchArgs) -> Result<u8, Failure> {
     let job = choose_job(config, &args.command, args.job.as_deref(), args.trust)?;
     let total = args.runs + args.warmup;
     let mode = Mode::Repeat { left: total - 1 };
-    let (_, sinks) = run_engine(config, job.clone(), mode, args.json, false)?;
+    let (_, sinks) = run_engine(config, vec![job.clone()], mode, headless(args.json, mode), false, None)?;
     let finished = sinks.finished.unwrap_or_default();
     if finished.len() < usize::try_from(total).unwrap_or(usize::MAX) {
         return Err(Failure::runtime(format!(
@@ -76,12 +77,67 @@ pub fn bench(config: &Config, args: BenchArgs) -> Result<u8, Failure> {
     Ok(if summary.failed == 0 { 0 } else { 1 })
 }
 
-/// Runs the loop for one job; returns its exit code and the sinks (with the finished runs when
+/// The headless frontend: JSON lines or human status lines.
+fn headless(json: bool, mode: Mode) -> Headless {
+    let status_color = !no_color() && std::io::stderr().is_terminal();
+    let base = std::env::current_dir().unwrap_or_default();
+    let mut printer = Printer::new(json, status_color, base);
+    // A benchmark shows its statistics, not the job's output (which is still logged).
+    printer.show_output = !matches!(mode, Mode::Repeat { .. });
+    Headless {
+        printer,
+        job_color: !no_color() && !json && std::io::stdout().is_terminal(),
+    }
+}
+
+/// Whether `NO_COLOR` asks for no colors.
+pub fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// A frontend and whether jobs should be asked for colors.
+pub struct Headless {
+    /// The printer.
+    pub printer: Printer,
+    /// Ask jobs for colored output.
+    pub job_color: bool,
+}
+
+/// How to show the loop: a frontend, whether jobs are asked for colors, and the TUI's view.
+pub struct Presentation {
+    /// The frontend.
+    pub frontend: Box<dyn Frontend>,
+    /// Ask jobs for colored output.
+    pub job_color: bool,
+    /// The TUI's state, if the TUI is on.
+    pub view: Option<View>,
+}
+
+impl From<Headless> for Presentation {
+    fn from(headless: Headless) -> Self {
+        Self {
+            frontend: Box::new(headless.printer),
+            job_color: headless.job_color,
+            view: None,
+        }
+    }
+}
+
+/// Runs the loop over `jobs`; returns its exit code and the sinks (with the finished runs when
 /// the mode repeats).
-fn run_engine(config: &Config, job: JobSpec, mode: Mode, json: bool, postpone: bool) -> Result<(u8, Sinks), Failure> {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let job_color = !no_color && !json && std::io::stdout().is_terminal();
-    let status_color = !no_color && std::io::stderr().is_terminal();
+pub fn run_engine(
+    config: &Config,
+    jobs: Vec<JobSpec>,
+    mode: Mode,
+    presentation: impl Into<Presentation>,
+    postpone: bool,
+    input: Option<fn(mpsc::Sender<crate::event::Event>)>,
+) -> Result<(u8, Sinks), Failure> {
+    let Presentation {
+        frontend,
+        job_color,
+        view,
+    } = presentation.into();
     let root = config.root.clone();
     let coalescing = Coalescing {
         debounce: config.watch.debounce,
@@ -93,15 +149,12 @@ fn run_engine(config: &Config, job: JobSpec, mode: Mode, json: bool, postpone: b
         .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
         let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
-        let base = std::env::current_dir().unwrap_or_else(|_| root.clone());
-        let mut printer = Printer::new(json, status_color, base);
-        // A benchmark shows its statistics, not the job's output (which is still logged).
-        printer.show_output = !matches!(mode, Mode::Repeat { .. });
         let mut sinks = Sinks {
-            printer,
+            frontend,
             recorder: None,
             finished: matches!(mode, Mode::Repeat { .. }).then(Vec::new),
             history_delayed: false,
+            answers: view.is_some().then(|| tx.clone()),
         };
         match Recorder::start(&config.history_path, &root) {
             Ok((recorder, interrupted)) => {
@@ -109,12 +162,12 @@ fn run_engine(config: &Config, job: JobSpec, mode: Mode, json: bool, postpone: b
                     let message = format!(
                         "{interrupted} run(s) left unfinished by a looptop that stopped are marked interrupted"
                     );
-                    sinks.printer.report(&Report::Notice(Notice::info(message)));
+                    sinks.frontend.report(&Report::Notice(Notice::info(message)));
                 }
                 sinks.recorder = Some(recorder);
             }
             Err(e) => sinks
-                .printer
+                .frontend
                 .report(&Report::Notice(Notice::warn(format!("history is off: {e}")))),
         }
         if let Err(e) = runner::become_subreaper() {
@@ -142,20 +195,50 @@ fn run_engine(config: &Config, job: JobSpec, mode: Mode, json: bool, postpone: b
                 None
             }
         };
+        if let Some(input) = input {
+            input(tx.clone());
+        }
         let runner = runner::Runner::new(tx, log_dir, job_color);
-        let baseline = History::open(&config.history_path)
-            .and_then(|h| h.recent_passing_durations(&job.name, &job.command.to_string(), BASELINE_RUNS))
-            .unwrap_or_default();
-        let mut state = State::new(vec![job], coalescing, mode);
-        state.jobs[0].baseline = baseline;
+        let history = History::open(&config.history_path).ok();
+        let mut state = State::new(jobs, coalescing, mode);
+        state.root = root.clone();
+        state.view = view;
+        for (index, job) in state.jobs.iter_mut().enumerate() {
+            let Some(history) = &history else { break };
+            let command = job.spec.command.to_string();
+            job.baseline = history
+                .recent_passing_durations(&job.spec.name, &command, BASELINE_RUNS)
+                .unwrap_or_default();
+            if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
+                view.trend = history
+                    .recent_trend(&job.spec.name, TREND_RUNS)
+                    .unwrap_or_default()
+                    .into();
+            }
+        }
+        drop(history);
         let first = if postpone { Vec::new() } else { start_all(&mut state) };
-        if postpone && !json {
-            sinks.printer.report(&Report::Notice(Notice::info(
+        if postpone {
+            sinks.frontend.report(&Report::Notice(Notice::info(
                 "waiting for the first change (--postpone)",
             )));
         }
         Ok(run_loop(state, runner, sampler, sinks, rx, first).await)
     })
+}
+
+/// The TUI's jobs: the command given after `--`, else every job of the config (trusted).
+pub fn choose_jobs(config: &Config, command: &[String], trust: bool) -> Result<Vec<JobSpec>, Failure> {
+    if !command.is_empty() {
+        return Ok(vec![choose_job(config, command, None, trust)?]);
+    }
+    if config.jobs.is_empty() {
+        return Err(Failure::usage(
+            "nothing to run: give a command after `--` (looptop -- pytest -x), add a [[job]] to looptop.toml, or let `looptop init` write one",
+        ));
+    }
+    ensure_trusted(config, trust)?;
+    Ok(config.jobs.clone())
 }
 
 fn choose_job(config: &Config, command: &[String], name: Option<&str>, trust: bool) -> Result<JobSpec, Failure> {

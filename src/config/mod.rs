@@ -208,6 +208,8 @@ pub struct Config {
     pub history_path: PathBuf,
     /// `[sample]` and `[gpu]`.
     pub sampler: SamplerSettings,
+    /// `[ui] theme`.
+    pub ui_theme: Option<String>,
 }
 
 /// Why a config could not be loaded.
@@ -242,6 +244,7 @@ impl Config {
             root,
             jobs: Vec::new(),
             sampler: SamplerSettings::default(),
+            ui_theme: None,
         }
     }
 
@@ -293,6 +296,7 @@ impl Config {
             jobs,
             history_path,
             sampler,
+            ui_theme: raw.ui.theme,
         })
     }
 
@@ -594,6 +598,14 @@ struct RawConfig {
     sample: RawSample,
     #[serde(default)]
     gpu: RawGpu,
+    #[serde(default)]
+    ui: RawUi,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUi {
+    theme: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The history keeps at most one value per metric per this many milliseconds.
 pub const STORE_EVERY_MS: f64 = 100.0;
@@ -86,7 +86,7 @@ pub struct MetricValue {
 }
 
 /// A metric over a whole run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricSummary {
     /// The metric's name.
     pub name: String,
@@ -98,6 +98,38 @@ pub struct MetricSummary {
     pub count: u64,
     /// The unit, if the metric has one.
     pub unit: Option<String>,
+}
+
+/// "metrics: loss 0.231 (mean 0.402, 20 values) · it_per_s 23.4 (...)", or None without any.
+pub fn describe(metrics: &[MetricSummary]) -> Option<String> {
+    if metrics.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = metrics
+        .iter()
+        .map(|m| {
+            let unit = m.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
+            format!(
+                "{} {}{unit} (mean {}, {} values)",
+                m.name,
+                number(m.last),
+                number(m.mean),
+                m.count
+            )
+        })
+        .collect();
+    Some(format!("metrics: {}", shown.join(" · ")))
+}
+
+/// A metric's value without noise: 0.231, 23.4, 12.
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
+    } else if value.abs() >= 100.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.3}")
+    }
 }
 
 /// Splits a run's output into lines and matches them; keeps the run's tallies.

@@ -23,6 +23,7 @@ use super::thresholds::{
     PINNED_CORE_PCT, STALL_UTIL_PCT,
 };
 use super::Point;
+use crate::report::count;
 
 /// What limited the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -130,7 +131,7 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
         summary: String::new(),
     };
     if points.len() < MIN_SAMPLES {
-        verdict.summary = format!("too short to judge: {} sample(s)", points.len());
+        verdict.summary = format!("too short to judge: {}", count(points.len(), "sample", "samples"));
         return verdict;
     }
     let held: Vec<&Point> = points.iter().filter(|p| p.holds_gpu()).collect();
@@ -227,7 +228,7 @@ fn summary(verdict: &Verdict, points: &[Point], duration_ms: f64) -> String {
             let tree = mean(points.iter().map(|p| f64::from(p.tree_cpu_pct))).unwrap_or(0.0);
             format!("{kind}: CPU {tree:.0} % of one core, disk {read:.1} MB/s: sleeps, locks or network")
         }
-        Kind::TooShort => format!("too short to judge: {} sample(s)", points.len()),
+        Kind::TooShort => format!("too short to judge: {}", count(points.len(), "sample", "samples")),
     }
 }
 

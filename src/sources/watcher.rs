@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::ignore_rules::IgnoreRules;
 use crate::config::WatchSettings;
 use crate::event::{Event, Notice};
+use crate::report::count;
 
 /// How often directories are scanned when polling.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -97,8 +98,8 @@ impl WatchSet {
             n => format!(" ({n} of them polled)"),
         };
         format!(
-            "watching {} directories under {}{polled}",
-            self.watched + self.polled,
+            "watching {} under {}{polled}",
+            count(self.watched + self.polled, "directory", "directories"),
             self.root.display()
         )
     }

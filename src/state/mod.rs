@@ -2,8 +2,10 @@
 
 pub mod burst;
 pub mod echo;
+pub mod keys;
 pub mod update;
 pub mod usage;
+pub mod view;
 
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
@@ -164,6 +166,8 @@ pub struct JobState {
 pub struct State {
     /// Watch or once.
     pub mode: Mode,
+    /// The project's root, for display.
+    pub root: std::path::PathBuf,
     /// How changes are coalesced.
     pub coalescing: Coalescing,
     /// The jobs, in config order.
@@ -174,6 +178,8 @@ pub struct State {
     pub quitting: bool,
     /// What the sampler found out about GPUs, once it looked.
     pub gpus: Option<crate::event::GpuStatus>,
+    /// What the TUI shows (`None` headless).
+    pub view: Option<view::View>,
     next_key: u64,
 }
 
@@ -194,11 +200,13 @@ impl State {
             .collect();
         Self {
             mode,
+            root: std::path::PathBuf::new(),
             coalescing,
             jobs,
             burst: None,
             quitting: false,
             gpus: None,
+            view: None,
             next_key: 0,
         }
     }

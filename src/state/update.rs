@@ -39,7 +39,8 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
     let mut effects = Vec::new();
     match event {
         Event::FilesChanged { paths, rescan, at } => {
-            if state.mode == Mode::Watch && !state.quitting {
+            let paused = state.view.as_ref().is_some_and(|v| v.paused);
+            if state.mode == Mode::Watch && !state.quitting && !paused {
                 state.burst.get_or_insert_with(|| Burst::new(at)).add(paths, rescan, at);
             }
         }
@@ -61,6 +62,9 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
                 });
                 let report = run_started(&state.jobs[index], key);
                 effects.extend(report.map(|r| Effect::Report(Report::RunStarted(r))));
+                if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
+                    view.started();
+                }
             }
         }
         Event::SpawnFailed { key, error } => {
@@ -104,10 +108,21 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
             state.gpus = Some(status);
         }
         Event::Interrupt => interrupt(state, now, &mut effects),
+        Event::Key(key) => super::keys::key(state, key, now, &mut effects),
+        Event::Wheel(wheel) => super::keys::wheel(state, wheel, &mut effects),
+        Event::PastRun { job, run_id, samples } => {
+            if let Some(job) = state.view.as_mut().and_then(|v| v.jobs.get_mut(job)) {
+                job.past = Some(super::view::PastRun::new(run_id, samples));
+            }
+        }
+        Event::Resize => {}
         Event::Tick => {}
         Event::Notice(notice) => effects.push(Effect::Report(Report::Notice(notice))),
     }
     advance(state, now, &mut effects);
+    if let Some(view) = state.view.as_mut() {
+        view.follow(&effects);
+    }
     effects
 }
 
@@ -135,6 +150,9 @@ fn output(
                 run.query = Some(profile);
             }
         }
+    }
+    if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
+        view.output.push(&bytes);
     }
     effects.push(Effect::Report(Report::Output { run_id, stream, bytes }));
 }
@@ -171,6 +189,9 @@ fn sampled(state: &mut State, sample: Box<crate::sample::Sample>, effects: &mut 
         })));
     }
     run.points.push(point);
+    if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
+        view.sampled(&sample, point.starved());
+    }
     effects.push(Effect::Report(Report::Sample { run_id, sample }));
 }
 
@@ -257,6 +278,10 @@ fn finish_run(state: &mut State, index: usize, cpu: crate::event::CpuTime, now: 
             let excess = job.baseline.len().saturating_sub(BASELINE_RUNS);
             job.baseline.drain(..excess);
         }
+        if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
+            view.finished(&finished);
+        }
+        let job = &mut state.jobs[index];
         let code = finished.process_exit_code();
         job.last = Some(finished.clone());
         effects.push(Effect::Report(Report::RunFinished(finished)));
@@ -297,7 +322,7 @@ fn fire(state: &mut State, burst: Burst, now: Instant, effects: &mut Vec<Effect>
 
 /// Changes (the first seen at `changed_at`) concern job `index`: start it, or follow its
 /// `on_change` if it is running.
-fn on_change(
+pub(super) fn on_change(
     state: &mut State,
     index: usize,
     trigger: Trigger,
@@ -381,7 +406,7 @@ fn start_run(state: &mut State, index: usize, trigger: Trigger, during_previous:
     });
 }
 
-fn request_stop(run: &mut ActiveRun, reason: StopReason, grace: Duration, now: Instant) {
+pub(super) fn request_stop(run: &mut ActiveRun, reason: StopReason, grace: Duration, now: Instant) {
     match run.stop.as_mut() {
         Some(stop) => {
             if stop.reason == StopReason::Leftovers {
@@ -430,7 +455,7 @@ fn after_run(state: &mut State, index: usize, exit_code: u8, effects: &mut Vec<E
     }
 }
 
-fn interrupt(state: &mut State, now: Instant, effects: &mut Vec<Effect>) {
+pub(super) fn interrupt(state: &mut State, now: Instant, effects: &mut Vec<Effect>) {
     let forced = state.quitting;
     state.quitting = true;
     state.burst = None;

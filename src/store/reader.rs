@@ -9,6 +9,10 @@ use duckdb::{params_from_iter, Connection};
 
 use super::table::{Cell, Table};
 use super::{open, schema, Access, StoreError};
+use crate::diagnose::metrics::MetricSummary;
+use crate::diagnose::regression::Flag;
+use crate::report::Outcome;
+use crate::state::view::TrendPoint;
 
 /// Durations of the last runs shown as the trend in `stats`.
 pub const TREND_RUNS: usize = 20;
@@ -87,6 +91,56 @@ impl History {
             .query_map(duckdb::params![job, command, limit], |row| row.get(0))
             .map_err(failed)?;
         rows.collect::<Result<Vec<f64>, _>>().map_err(failed)
+    }
+
+    /// The newest `limit` finished runs of `job`, oldest first, as the TUI's trend shows them.
+    pub fn recent_trend(&self, job: &str, limit: usize) -> Result<Vec<TrendPoint>, StoreError> {
+        let failed = |e: duckdb::Error| StoreError::Sql(e.to_string());
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT * FROM (SELECT run_id::VARCHAR, duration_ms, outcome, regression, \
+                 strftime(started_at::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), array_to_string(trigger_files, chr(10)), \
+                 verdict_summary, array_to_string(coalesce(hints, []), chr(10)), metric_summary, started_at FROM runs \
+                 WHERE job = ? AND duration_ms IS NOT NULL AND outcome <> 'running' \
+                 ORDER BY started_at DESC LIMIT ?) ORDER BY started_at",
+            )
+            .map_err(failed)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let split = |text: Option<String>| -> Vec<String> {
+            text.map(|t| t.lines().map(str::to_string).filter(|l| !l.is_empty()).collect())
+                .unwrap_or_default()
+        };
+        let rows = stmt
+            .query_map(duckdb::params![job, limit], |row| {
+                let outcome: String = row.get(2)?;
+                let regression: Option<String> = row.get(3)?;
+                Ok(TrendPoint {
+                    run_id: row.get(0)?,
+                    duration_ms: row.get(1)?,
+                    outcome: match outcome.as_str() {
+                        "pass" => Outcome::Pass,
+                        "fail" => Outcome::Fail,
+                        "timeout" => Outcome::Timeout,
+                        _ => Outcome::Killed,
+                    },
+                    regression: match regression.as_deref() {
+                        Some("slower") => Some(Flag::Slower),
+                        Some("faster") => Some(Flag::Faster),
+                        _ => None,
+                    },
+                    started: row.get(4)?,
+                    trigger: split(row.get(5)?),
+                    verdict: row.get(6)?,
+                    hints: split(row.get(7)?),
+                    metrics: row
+                        .get::<_, Option<String>>(8)?
+                        .and_then(|json| serde_json::from_str::<Vec<MetricSummary>>(&json).ok())
+                        .and_then(|m| crate::diagnose::metrics::describe(&m)),
+                })
+            })
+            .map_err(failed)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(failed)
     }
 
     /// Runs any SQL statement and returns its result.

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use duckdb::{params, Connection};
 
-use super::samples::{append, append_metrics, MetricRow, SampleRow};
+use super::samples::{append, append_metrics, load, MetricRow, SampleRow};
 use super::{open, schema, Access, StoreError};
 use crate::report::{RunFinished, RunStarted};
 use crate::sample::Sample;
@@ -53,7 +53,12 @@ enum Request {
     Sample(SampleRow),
     /// A metric value for the next batch.
     Metric(MetricRow),
+    /// A run's samples, read after every pending one is written, for `deliver`.
+    Load { run_id: String, deliver: Deliver },
 }
+
+/// Where a past run's samples go once read.
+pub type Deliver = Box<dyn FnOnce(Vec<Sample>) + Send>;
 
 // Two writes per run: not worth a box.
 #[allow(clippy::large_enum_variant)]
@@ -130,6 +135,16 @@ impl Recorder {
         let _ = self.tx.send(Request::Metric(row));
     }
 
+    /// Reads run `run_id`'s samples on the recording thread (after the pending ones are
+    /// written) and hands them to `deliver` there; never waits. Nothing is delivered if the
+    /// history cannot be read.
+    pub fn load_samples(&self, run_id: &str, deliver: Deliver) {
+        let _ = self.tx.send(Request::Load {
+            run_id: run_id.to_string(),
+            deliver,
+        });
+    }
+
     fn send(&self, write: Write, patience: Duration) -> Result<Recorded, StoreError> {
         let (ack, answer) = mpsc::channel();
         let gone = || StoreError::Unwritable {
@@ -152,11 +167,12 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
     let mut queue: VecDeque<(Write, mpsc::Sender<Result<(), StoreError>>)> = VecDeque::new();
     let mut samples: Vec<SampleRow> = Vec::new();
     let mut metrics: Vec<MetricRow> = Vec::new();
+    let mut loads: Vec<(String, Deliver)> = Vec::new();
     let mut dropped_samples = 0usize;
     let mut listening = true;
     while listening || !samples.is_empty() || !metrics.is_empty() {
         let batch_full = samples.len() >= SAMPLE_BATCH || metrics.len() >= SAMPLE_BATCH;
-        let waiting = !queue.is_empty() || batch_full;
+        let waiting = !queue.is_empty() || !loads.is_empty() || batch_full;
         let next = if !listening {
             None
         } else if waiting {
@@ -179,6 +195,7 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
                 Request::Write { write, ack } => queue.push_back((write, ack)),
                 Request::Sample(row) => samples.push(row),
                 Request::Metric(row) => metrics.push(row),
+                Request::Load { run_id, deliver } => loads.push((run_id, deliver)),
             }
         }
         let excess =
@@ -196,7 +213,7 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
         }
         // Samples and metrics alone wait for a full batch, unless looptop is stopping.
         let batch_full = samples.len() >= SAMPLE_BATCH || metrics.len() >= SAMPLE_BATCH;
-        if queue.is_empty() && !batch_full && listening {
+        if queue.is_empty() && loads.is_empty() && !batch_full && listening {
             continue;
         }
         let conn = match open(path, Access::Write) {
@@ -210,6 +227,7 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
                     queue.clear();
                     samples.clear();
                     metrics.clear();
+                    loads.clear();
                 }
                 if !listening && !keep {
                     return;
@@ -231,6 +249,7 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
             metrics.clear();
         }
         let mut started = Vec::new();
+        let mut answers = Vec::with_capacity(queue.len());
         while let Some((write, ack)) = queue.pop_front() {
             let result = apply(&conn, &write);
             if result.is_ok() {
@@ -238,9 +257,27 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
                     started.push(run.run.run_id.clone());
                 }
             }
+            answers.push((ack, result));
+        }
+        let loaded: Vec<(Vec<Sample>, Deliver)> = loads
+            .drain(..)
+            .map(|(run_id, deliver)| {
+                let samples = load(&conn, &run_id).unwrap_or_else(|e| {
+                    log::warn!("history: cannot read the samples of run {run_id}: {e}");
+                    Vec::new()
+                });
+                (samples, deliver)
+            })
+            .collect();
+        // Answered once the connection is closed: a reader opened after the answer (in this
+        // process too, where the file lock does not keep it out) sees the rows.
+        drop(conn);
+        for (ack, result) in answers {
             let _ = ack.send(result);
         }
-        drop(conn);
+        for (samples, deliver) in loaded {
+            deliver(samples);
+        }
         // The commit is looked up after the rows are written, so the loop never waits for git.
         if !started.is_empty() {
             record_commit(path, root, &started);
@@ -279,7 +316,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
                         finished.duration_ms,
                         finished.exit_code,
                         finished.signal,
-                        outcome_name(finished),
+                        finished.outcome.as_str(),
                         finished.cpu_user_ms,
                         finished.cpu_sys_ms,
                         usage.samples,
@@ -368,13 +405,6 @@ fn insert_started(conn: &Connection, started: &RunStarted) -> duckdb::Result<usi
             recorder_id()
         ],
     )
-}
-
-fn outcome_name(finished: &RunFinished) -> String {
-    serde_json::to_value(finished.outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 /// Marks `running` rows whose looptop is gone (crashed, killed) as `interrupted`.
@@ -595,6 +625,27 @@ mod store_tests {
                 Cell::Int(5)
             ]
         );
+        drop(history);
+        // The TUI reads a past run's samples back through the recorder.
+        let (tx, rx) = mpsc::channel();
+        recorder.load_samples(&run_id, Box::new(move |samples| tx.send(samples).expect("answer")));
+        let loaded = rx.recv_timeout(Duration::from_secs(10)).expect("samples delivered");
+        assert_eq!(loaded.len(), 5);
+        assert_eq!(loaded[4].t_ms, 1000.0);
+        assert_eq!(
+            loaded[4].tree.busiest().map(|p| (p.name.as_str(), p.cpu_pct)),
+            Some(("loader", 99.0))
+        );
+        assert_eq!(loaded[4].tree.rss_bytes, 1 << 20);
+        assert_eq!(loaded[4].gpus.len(), 1);
+        assert_eq!(
+            (loaded[4].gpus[0].util_pct, loaded[4].gpus[0].job_present),
+            (Some(18), Some(true))
+        );
+        let (tx, rx) = mpsc::channel();
+        let other = uuid::Uuid::now_v7().to_string();
+        recorder.load_samples(&other, Box::new(move |samples| tx.send(samples).expect("answer")));
+        assert!(rx.recv_timeout(Duration::from_secs(10)).expect("answered").is_empty());
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Writes samples into `samples` and `gpu_samples`, and metric values into `metrics`, with
 //! DuckDB's Appender (a batch at a time: row-by-row INSERTs would cost more than the sampling
-//! itself).
+//! itself); reads a past run's samples back for the TUI.
 
 use duckdb::{params, Connection};
 
-use crate::sample::Sample;
+use crate::event::RunKey;
+use crate::sample::{GpuSample, HostSample, ProcessSample, Sample, TreeSample};
 
 /// One sample of one run, as the recorder keeps it until the next batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +67,89 @@ pub fn append(conn: &Connection, rows: &[SampleRow]) -> duckdb::Result<()> {
         }
     }
     gpus.flush()
+}
+
+/// The samples of run `run_id`, oldest first, as far as the history keeps them: the busiest
+/// process stands for the tree's top processes, and the per-core readings are not kept.
+pub fn load(conn: &Connection, run_id: &str) -> duckdb::Result<Vec<Sample>> {
+    let mut stmt = conn.prepare(
+        "SELECT t_ms, cpu_pct, rss_bytes, processes, threads, busiest_pid, busiest_name, busiest_cpu_pct, \
+         read_bytes_per_s, write_bytes_per_s, host_cpu_pct, host_mem_used_bytes, host_mem_total_bytes, \
+         host_swap_used_bytes, load_1m FROM samples WHERE run_id = ?::UUID ORDER BY t_ms",
+    )?;
+    let mut samples = stmt
+        .query_map([run_id], |row| {
+            let busiest = match (row.get::<_, Option<u32>>(5)?, row.get::<_, Option<String>>(6)?) {
+                (Some(pid), Some(name)) => vec![ProcessSample {
+                    pid,
+                    name,
+                    cpu_pct: row.get::<_, Option<f64>>(7)?.unwrap_or(0.0) as f32,
+                    rss_bytes: 0,
+                }],
+                _ => Vec::new(),
+            };
+            Ok(Sample {
+                key: RunKey(0),
+                t_ms: row.get(0)?,
+                tree: TreeSample {
+                    cpu_pct: row.get::<_, Option<f64>>(1)?.unwrap_or(0.0) as f32,
+                    rss_bytes: unsigned(row.get(2)?),
+                    processes: row.get::<_, Option<u32>>(3)?.unwrap_or(0),
+                    threads: row.get::<_, Option<u32>>(4)?.unwrap_or(0),
+                    read_bytes_per_s: row.get::<_, Option<f64>>(8)?.unwrap_or(0.0),
+                    write_bytes_per_s: row.get::<_, Option<f64>>(9)?.unwrap_or(0.0),
+                    top: busiest,
+                },
+                host: HostSample {
+                    cpu_pct: row.get::<_, Option<f64>>(10)?.unwrap_or(0.0) as f32,
+                    core_pct: Vec::new(),
+                    mem_used_bytes: unsigned(row.get(11)?),
+                    mem_total_bytes: unsigned(row.get(12)?),
+                    swap_used_bytes: unsigned(row.get(13)?),
+                    load_1m: row.get::<_, Option<f64>>(14)?.unwrap_or(0.0),
+                },
+                gpus: Vec::new(),
+            })
+        })?
+        .collect::<duckdb::Result<Vec<Sample>>>()?;
+    let mut stmt = conn.prepare(
+        "SELECT t_ms, gpu, util_pct, mem_util_pct, mem_used_bytes, mem_total_bytes, power_mw, temp_c, \
+         sm_clock_mhz, job_present, job_mem_bytes, job_sm_pct FROM gpu_samples WHERE run_id = ?::UUID \
+         ORDER BY t_ms, gpu",
+    )?;
+    let gpus = stmt.query_map([run_id], |row| {
+        let t_ms: f64 = row.get(0)?;
+        let gpu = GpuSample {
+            index: row.get(1)?,
+            util_pct: row.get(2)?,
+            mem_util_pct: row.get(3)?,
+            mem_used_bytes: row.get::<_, Option<i64>>(4)?.map(|b| unsigned(Some(b))),
+            mem_total_bytes: row.get::<_, Option<i64>>(5)?.map(|b| unsigned(Some(b))),
+            power_mw: row.get(6)?,
+            temp_c: row.get(7)?,
+            sm_clock_mhz: row.get(8)?,
+            job_present: row.get(9)?,
+            job_mem_bytes: row.get::<_, Option<i64>>(10)?.map(|b| unsigned(Some(b))),
+            job_sm_pct: row.get(11)?,
+        };
+        Ok((t_ms, gpu))
+    })?;
+    // Both lists are in time order: walk them together.
+    let mut at = 0;
+    for gpu in gpus {
+        let (t_ms, gpu) = gpu?;
+        while samples.get(at).is_some_and(|s| s.t_ms < t_ms) {
+            at += 1;
+        }
+        if let Some(sample) = samples.get_mut(at).filter(|s| s.t_ms == t_ms) {
+            sample.gpus.push(gpu);
+        }
+    }
+    Ok(samples)
+}
+
+fn unsigned(value: Option<i64>) -> u64 {
+    value.and_then(|v| u64::try_from(v).ok()).unwrap_or(0)
 }
 
 /// One value of a metric, as the recorder keeps it until the next batch.

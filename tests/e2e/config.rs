@@ -109,9 +109,10 @@ fn the_readme_config_reference_parses() {
     for dir in ["src", "tests"] {
         std::fs::create_dir_all(project.path().join(dir)).expect("mkdir");
     }
+    project.write("queries/features.sql", "SELECT 1;\n");
     let config = looptop::config::Config::parse(std::path::Path::new("README.md"), block, project.path())
         .unwrap_or_else(|e| panic!("README's config does not parse:\n{e}"));
     let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
-    assert_eq!(names, ["test", "train"]);
+    assert_eq!(names, ["test", "train", "features"]);
     assert_eq!(config.watch.paths.len(), 2);
 }

@@ -40,3 +40,46 @@ fn the_quickstart_jobs_pass() {
         "training wrote its checkpoint"
     );
 }
+
+/// The binary of a Cargo example, built next to this test by `cargo test`.
+fn cargo_example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built: `cargo test` builds the examples (or `cargo build --examples`)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn the_training_step_example_shows_its_bottleneck_to_looptop() {
+    let example = cargo_example("training_step");
+    let project = Project::new();
+    for (job, load, compute, bound) in [("input", 40, 2, "input-bound"), ("compute", 2, 40, "compute-bound")] {
+        project.write(
+            "looptop.toml",
+            &format!(
+                "[[job]]\nname = \"{job}\"\ncommand = [{:?}, \"--steps\", \"25\", \"--load-ms\", \"{load}\", \"--compute-ms\", \"{compute}\"]\nmetrics = [\"tqdm\"]\n",
+                example.display().to_string()
+            ),
+        );
+        let done = project.run(&["run", "--once", "--json", "--trust"]);
+        assert!(done.status.success(), "{job}: {}", done.stderr);
+        let events = crate::harness::json_rows(&done.stdout);
+        let finished = crate::harness::run_finished(&events);
+        assert_eq!(finished["outcome"], "pass", "{finished}");
+        let speed = finished["metrics"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["name"] == "it_per_s"))
+            .unwrap_or_else(|| panic!("no it_per_s metric: {finished}"));
+        assert!(speed["count"].as_u64().unwrap_or(0) >= 20, "{speed}");
+        // Sampled: the busiest process is the example itself.
+        let verdict = &finished["verdict"];
+        assert!(verdict["busiest_cpu_pct"].as_f64().unwrap_or(0.0) > 0.0, "{verdict}");
+        let log = std::fs::read_to_string(finished["log"].as_str().expect("log path")).expect("run log");
+        assert!(log.contains(bound), "{job}: {log}");
+    }
+}

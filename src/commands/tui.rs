@@ -1,0 +1,57 @@
+//! Plain `looptop` (or `looptop -- CMD`): the TUI over every job of the config (or the command
+//! given), watching the project until `q`.
+
+use super::run::{choose_jobs, no_color, run_engine, Presentation};
+use super::Failure;
+use crate::cli::TuiArgs;
+use crate::config::Config;
+use crate::state::view::View;
+use crate::state::Mode;
+use crate::tui::{load_themes, spawn_input, Tui};
+use crate::ui::theme::terminal_has_truecolor;
+
+/// The theme used when neither `--theme` nor `[ui] theme` names one.
+pub const DEFAULT_THEME: &str = "dark";
+
+/// `looptop [--job NAME] [--theme NAME] [-- CMD]`.
+pub fn tui(config: &Config, args: &TuiArgs) -> Result<u8, Failure> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return Err(Failure::usage(
+            "the TUI needs a terminal; use `looptop run` for plain output (--json for machine-readable)",
+        ));
+    }
+    let jobs = choose_jobs(config, &args.command, args.trust)?;
+    let wanted = args
+        .theme
+        .clone()
+        .or_else(|| config.ui_theme.clone())
+        .unwrap_or_else(|| DEFAULT_THEME.to_string());
+    let (themes, start, warnings) = load_themes(&wanted, terminal_has_truecolor());
+    let mut view = View::new(jobs.len(), start);
+    view.warning = warnings.first().cloned();
+    if let Some(name) = &args.job {
+        view.job = jobs
+            .iter()
+            .position(|j| &j.name == name)
+            .ok_or_else(|| Failure::usage(config.job(name).err().unwrap_or_default()))?;
+    }
+    let frontend =
+        Tui::start(themes, no_color()).map_err(|e| Failure::runtime(format!("cannot take over the terminal: {e}")))?;
+    let presentation = Presentation {
+        frontend: Box::new(frontend),
+        job_color: !no_color(),
+        view: Some(view),
+    };
+    let (code, sinks) = run_engine(
+        config,
+        jobs,
+        Mode::Watch,
+        presentation,
+        args.postpone,
+        Some(spawn_input),
+    )?;
+    // The terminal is given back before anything else is printed.
+    drop(sinks);
+    Ok(code)
+}

@@ -1,0 +1,354 @@
+//! What the TUI shows, kept as plain data in the state (only when the TUI is on): the selected
+//! job and run, the recent runs' trend, each job's output and live readings, and the panes'
+//! toggles. Keys change it through `update` like any other event; `ui::draw` only reads it.
+
+use std::collections::VecDeque;
+
+use crate::diagnose::regression::Flag;
+use crate::report::{Outcome, RunFinished};
+use crate::sample::Sample;
+
+/// Runs kept for the trend, per job.
+pub const TREND_RUNS: usize = 120;
+/// Output lines kept per job (the full output is in the run's log file).
+pub const OUTPUT_LINES: usize = 2000;
+/// Characters kept of one output line.
+pub const LINE_CHARS: usize = 2000;
+/// Samples kept for the live charts (two minutes at the default interval).
+pub const LIVE_SAMPLES: usize = 480;
+/// Themes cycled with `t`, by name.
+pub const THEME_NAMES: &[&str] = &["dark", "light", "high-contrast", "gruvbox", "nord"];
+
+/// One past run, as the trend shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrendPoint {
+    /// Its id.
+    pub run_id: String,
+    /// Wall time from spawn to exit.
+    pub duration_ms: f64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Flagged slower or faster.
+    pub regression: Option<Flag>,
+    /// When it started (RFC 3339, UTC).
+    pub started: String,
+    /// The changed files that caused it.
+    pub trigger: Vec<String>,
+    /// The verdict in one line.
+    pub verdict: Option<String>,
+    /// The verdict's hints.
+    pub hints: Vec<String>,
+    /// The metrics the run printed, in one line.
+    pub metrics: Option<String>,
+}
+
+impl TrendPoint {
+    /// The trend's view of a finished run.
+    pub fn of(finished: &RunFinished) -> Self {
+        Self {
+            run_id: finished.run.run_id.clone(),
+            duration_ms: finished.duration_ms,
+            outcome: finished.outcome,
+            regression: finished.regression.as_ref().map(|r| r.flag),
+            started: humantime::format_rfc3339_seconds(finished.run.ts).to_string(),
+            trigger: finished.run.trigger.clone(),
+            verdict: finished.verdict.as_ref().map(|v| v.summary.clone()),
+            hints: finished.verdict.iter().flat_map(|v| v.hints.clone()).collect(),
+            metrics: crate::diagnose::metrics::describe(&finished.metrics),
+        }
+    }
+}
+
+/// A job's output, as lines (ANSI colors kept), the newest `OUTPUT_LINES`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OutputLog {
+    /// Complete lines.
+    pub lines: VecDeque<String>,
+    /// The line being written.
+    pub partial: String,
+    /// Lines dropped from the front since the run started.
+    pub dropped: usize,
+}
+
+impl OutputLog {
+    /// Appends a chunk of output.
+    pub fn push(&mut self, bytes: &[u8]) {
+        for piece in String::from_utf8_lossy(bytes).split_inclusive('\n') {
+            let (text, ends) = match piece.strip_suffix('\n') {
+                Some(text) => (text, true),
+                None => (piece, false),
+            };
+            // A progress bar redraws its line with \r: keep what it shows last.
+            let text = text.rsplit('\r').next().unwrap_or(text);
+            if text.len() < piece.len().saturating_sub(usize::from(ends)) {
+                self.partial.clear();
+            }
+            if self.partial.chars().count() < LINE_CHARS {
+                self.partial.push_str(text);
+            }
+            if ends {
+                self.lines.push_back(std::mem::take(&mut self.partial));
+                if self.lines.len() > OUTPUT_LINES {
+                    self.lines.pop_front();
+                    self.dropped += 1;
+                }
+            }
+        }
+    }
+
+    /// Empties it for a new run.
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Every line, the partial one included.
+    pub fn all(&self) -> impl Iterator<Item = &str> {
+        self.lines
+            .iter()
+            .map(String::as_str)
+            .chain((!self.partial.is_empty()).then_some(self.partial.as_str()))
+    }
+
+    /// Number of lines, the partial one included.
+    pub fn len(&self) -> usize {
+        self.lines.len() + usize::from(!self.partial.is_empty())
+    }
+
+    /// Whether there is no output.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the TUI keeps per job.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobView {
+    /// Recent runs, oldest first.
+    pub trend: VecDeque<TrendPoint>,
+    /// The current (or last) run's output.
+    pub output: OutputLog,
+    /// The current (or last) run's samples, oldest first.
+    pub live: VecDeque<Sample>,
+    /// Samples of the current run that showed a starved GPU (their `t_ms`).
+    pub starved: VecDeque<f64>,
+    /// The selected past run's samples, read from the history.
+    pub past: Option<PastRun>,
+}
+
+/// A past run's samples, as the history kept them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PastRun {
+    /// The run.
+    pub run_id: String,
+    /// Its samples, oldest first.
+    pub samples: VecDeque<Sample>,
+    /// Those that showed a starved GPU (their `t_ms`).
+    pub starved: VecDeque<f64>,
+}
+
+impl PastRun {
+    /// The run's samples, with its starved ones marked as they were live.
+    pub fn new(run_id: String, samples: Vec<Sample>) -> Self {
+        let starved = samples
+            .iter()
+            .filter(|s| crate::diagnose::Point::of(s).starved())
+            .map(|s| s.t_ms)
+            .collect();
+        Self {
+            run_id,
+            samples: samples.into(),
+            starved,
+        }
+    }
+}
+
+impl JobView {
+    /// Adds a finished run to the trend.
+    pub fn finished(&mut self, finished: &RunFinished) {
+        self.trend.push_back(TrendPoint::of(finished));
+        if self.trend.len() > TREND_RUNS {
+            self.trend.pop_front();
+        }
+    }
+
+    /// Adds a sample of the current run.
+    pub fn sampled(&mut self, sample: &Sample, starved: bool) {
+        if starved {
+            self.starved.push_back(sample.t_ms);
+        }
+        self.live.push_back(sample.clone());
+        if self.live.len() > LIVE_SAMPLES {
+            self.live.pop_front();
+        }
+        while self
+            .starved
+            .front()
+            .is_some_and(|&t| self.live.front().is_some_and(|s| t < s.t_ms))
+        {
+            self.starved.pop_front();
+        }
+    }
+
+    /// A new run starts: its output and samples replace the last run's.
+    pub fn started(&mut self) {
+        self.output.clear();
+        self.live.clear();
+        self.starved.clear();
+    }
+}
+
+/// Which pane has the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Focus {
+    /// The trend (←/→ select runs).
+    #[default]
+    Trend,
+    /// The output (↑/↓, PgUp/PgDn scroll; `/` searches).
+    Output,
+}
+
+/// The TUI's own state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct View {
+    /// The job shown.
+    pub job: usize,
+    /// Per job, in config order.
+    pub jobs: Vec<JobView>,
+    /// The run selected in the trend (an index into its `trend`); `None` follows the newest.
+    pub cursor: Option<usize>,
+    /// Lines scrolled up from the end of the output; 0 follows new output.
+    pub scroll: usize,
+    /// Which pane has the keys.
+    pub focus: Focus,
+    /// The help overlay is open.
+    pub help: bool,
+    /// looptop's own log pane is shown.
+    pub log: bool,
+    /// Watching is paused: changes start no runs.
+    pub paused: bool,
+    /// A search being typed (`Some` while the prompt is open).
+    pub typing: Option<String>,
+    /// The last search: the output scrolls to its newest match.
+    pub search: Option<String>,
+    /// Index into `THEME_NAMES`.
+    pub theme: usize,
+    /// A warning for the status line (a broken theme file).
+    pub warning: Option<String>,
+    /// The last notice, for the status line.
+    pub notice: Option<crate::event::Notice>,
+}
+
+impl View {
+    /// A view of `jobs` jobs.
+    pub fn new(jobs: usize, theme: usize) -> Self {
+        Self {
+            jobs: vec![JobView::default(); jobs],
+            theme,
+            ..Self::default()
+        }
+    }
+
+    /// Keeps the last notice among `effects` for the status line.
+    pub fn follow(&mut self, effects: &[crate::effect::Effect]) {
+        use crate::effect::{Effect, Report};
+        let last = effects.iter().rev().find_map(|e| match e {
+            Effect::Report(Report::Notice(n)) => Some(n.clone()),
+            _ => None,
+        });
+        if last.is_some() {
+            self.notice = last;
+        }
+    }
+
+    /// The shown job's view.
+    pub fn current(&self) -> Option<&JobView> {
+        self.jobs.get(self.job)
+    }
+
+    /// The selected past run, when its samples are not loaded yet: what to ask the history for.
+    pub fn samples_wanted(&self) -> Option<(usize, String)> {
+        let job = self.current()?;
+        let point = job.trend.get(self.cursor?)?;
+        let loaded = job.past.as_ref().is_some_and(|p| p.run_id == point.run_id);
+        (!loaded).then(|| (self.job, point.run_id.clone()))
+    }
+
+    /// Moves the trend's cursor one run back (from "following", to the newest run).
+    pub fn select_older(&mut self) {
+        let len = self.current().map_or(0, |j| j.trend.len());
+        if len > 0 {
+            self.cursor = Some(self.cursor.unwrap_or(len).saturating_sub(1));
+        }
+    }
+
+    /// Moves the trend's cursor one run forward; past the newest it follows again.
+    pub fn select_newer(&mut self) {
+        let len = self.current().map_or(0, |j| j.trend.len());
+        self.cursor = self.cursor.map(|c| c + 1).filter(|&c| c < len);
+    }
+
+    /// Scrolls the output up to the next older line matching the search (the newest first),
+    /// and puts it at the bottom of the pane.
+    pub fn find(&mut self) {
+        let (Some(needle), Some(job)) = (self.search.as_deref(), self.jobs.get(self.job)) else {
+            return;
+        };
+        let needle = needle.to_lowercase();
+        let lines: Vec<&str> = job.output.all().collect();
+        let Some(bottom) = lines.len().checked_sub(1 + self.scroll) else {
+            return;
+        };
+        let matches = |i: usize| lines[i].to_lowercase().contains(&needle);
+        // A match already at the bottom was found before: look above it.
+        let start = if matches(bottom) {
+            bottom.checked_sub(1)
+        } else {
+            Some(bottom)
+        };
+        if let Some(hit) = start.and_then(|start| (0..=start).rev().find(|&i| matches(i))) {
+            self.scroll = lines.len() - 1 - hit;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_splits_lines_and_keeps_the_last_redraw_of_a_progress_bar() {
+        let mut log = OutputLog::default();
+        log.push(b"epoch 1\n 10%|#\r 20%|##");
+        log.push(b"\r 30%|###\nloss 0.5");
+        let lines: Vec<&str> = log.all().collect();
+        assert_eq!(lines, vec!["epoch 1", " 30%|###", "loss 0.5"]);
+        assert_eq!(log.len(), 3);
+    }
+
+    #[test]
+    fn output_is_bounded() {
+        let mut log = OutputLog::default();
+        for i in 0..OUTPUT_LINES + 10 {
+            log.push(format!("line {i}\n").as_bytes());
+        }
+        assert_eq!(log.lines.len(), OUTPUT_LINES);
+        assert_eq!(log.dropped, 10);
+        log.push(&vec![b'x'; 10 * LINE_CHARS]);
+        assert!(log.partial.len() <= 10 * LINE_CHARS);
+    }
+
+    #[test]
+    fn search_finds_the_newest_match_then_older_ones() {
+        let mut view = View::new(1, 0);
+        for line in ["a error 1", "b", "c error 2", "d", "e"] {
+            view.jobs[0].output.push(format!("{line}\n").as_bytes());
+        }
+        view.search = Some("ERROR".into());
+        view.find();
+        assert_eq!(view.scroll, 2, "newest match at the bottom");
+        view.find();
+        assert_eq!(view.scroll, 4, "then the one before");
+        view.find();
+        assert_eq!(view.scroll, 4, "no older match: stays");
+    }
+}

@@ -1,0 +1,93 @@
+//! The header: project, job tabs, what the shown job is doing, its last outcome, and one line on
+//! the GPUs (or why there are none) and the history.
+
+use std::time::Instant;
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::{short_duration, Theme};
+use crate::event::GpuStatus;
+use crate::report::Outcome;
+use crate::state::State;
+
+/// Draws the two header lines.
+pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now: Instant) {
+    let Some(view) = &state.view else { return };
+    let project = state.root.file_name().map_or_else(
+        || state.root.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut first = vec![
+        Span::styled(format!(" looptop · {project} "), theme.accent),
+        Span::raw(" "),
+    ];
+    for (i, job) in state.jobs.iter().enumerate() {
+        let style = if i == view.job {
+            theme.selected.patch(theme.accent)
+        } else {
+            theme.dim
+        };
+        first.push(Span::styled(format!(" {} {} ", i + 1, job.spec.name), style));
+    }
+    if let Some(job) = state.jobs.get(view.job) {
+        first.push(Span::raw("  "));
+        let (what, style) = match &job.active {
+            _ if state.quitting => ("quitting".to_string(), theme.warn),
+            Some(run)
+                if run
+                    .stop
+                    .is_some_and(|s| s.reason != crate::state::StopReason::Leftovers) =>
+            {
+                ("stopping".to_string(), theme.warn)
+            }
+            Some(run) => {
+                let since = run
+                    .spawned
+                    .as_ref()
+                    .map_or(0.0, |s| now.saturating_duration_since(s.at).as_secs_f64());
+                (format!("running {since:.1} s"), theme.running)
+            }
+            None if view.paused => ("paused".to_string(), theme.warn),
+            None => ("watching".to_string(), theme.dim),
+        };
+        first.push(Span::styled(what, style));
+        if let Some(last) = &job.last {
+            let mark = match last.outcome {
+                Outcome::Pass => "✔",
+                Outcome::Fail => "✘",
+                Outcome::Killed => "■",
+                Outcome::Timeout => "⏱",
+            };
+            first.push(Span::styled(
+                format!("  last {mark} {}", short_duration(last.duration_ms)),
+                theme.outcome(last.outcome),
+            ));
+        }
+        if view.paused && job.active.is_some() {
+            first.push(Span::styled("  (watching paused)", theme.warn));
+        }
+    }
+    let gpus = match &state.gpus {
+        None => Span::styled(" GPU: not looked at yet", theme.dim),
+        Some(GpuStatus::Available { devices, driver, .. }) => {
+            let names: Vec<String> = devices.iter().map(|d| format!("{} {}", d.index, d.name)).collect();
+            Span::styled(
+                format!(
+                    " GPU: {} (driver {})",
+                    names.join(", "),
+                    driver.as_deref().unwrap_or("?")
+                ),
+                theme.gpu,
+            )
+        }
+        Some(GpuStatus::Unavailable(why)) => {
+            let short = why.reason.split(':').next().unwrap_or(&why.reason).to_string();
+            Span::styled(format!(" GPU: none ({short}; `looptop doctor` says more)"), theme.dim)
+        }
+    };
+    let lines = vec![Line::from(first), Line::from(gpus)];
+    frame.render_widget(Paragraph::new(lines), area);
+}

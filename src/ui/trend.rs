@@ -1,0 +1,155 @@
+//! The loop trend: one bar per recent run (height = duration, color = outcome), the median as a
+//! line, ▲/▼ over runs flagged slower/faster, and the selected run (←/→) highlighted with its
+//! details in the title. Also the verdict pane: the diagnosis in words, large and plain.
+
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::{short_duration, Theme};
+use crate::diagnose::regression::Flag;
+use crate::diagnose::verdict::median;
+use crate::state::view::TrendPoint;
+use crate::state::State;
+
+const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// Draws the trend pane.
+pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
+    let Some(view) = &state.view else { return };
+    let Some(job) = view.current() else { return };
+    let width = usize::from(area.width.saturating_sub(2));
+    let rows = usize::from(area.height.saturating_sub(2));
+    let shown: Vec<(usize, &TrendPoint)> = job
+        .trend
+        .iter()
+        .enumerate()
+        .skip(job.trend.len().saturating_sub(width))
+        .collect();
+    let selected = view.cursor.filter(|&c| c < job.trend.len());
+    let durations: Vec<f64> = shown.iter().map(|(_, p)| p.duration_ms).collect();
+    let middle = median(durations.iter().copied());
+    let top = durations.iter().copied().fold(0.0_f64, f64::max).max(1.0);
+    let title = match selected.and_then(|i| job.trend.get(i).map(|p| (i, p))) {
+        Some((i, point)) => format!(
+            " run {}/{} · {} · {} · {} · {} ",
+            i + 1,
+            job.trend.len(),
+            short_duration(point.duration_ms),
+            point.outcome.as_str(),
+            point.started,
+            if point.trigger.is_empty() {
+                "first run".to_string()
+            } else {
+                point.trigger.join(", ")
+            }
+        ),
+        None => match middle {
+            Some(m) => format!(
+                " loop trend · {} run{} · median {} ",
+                job.trend.len(),
+                if job.trend.len() == 1 { "" } else { "s" },
+                short_duration(m)
+            ),
+            None => " loop trend · no runs yet ".to_string(),
+        },
+    };
+    let mut lines = Vec::with_capacity(rows);
+    if rows > 1 {
+        // The top row is kept for the ▲/▼ regression marks.
+        let bar_rows = rows - 1;
+        let eighths = bar_rows * 8;
+        let median_row = middle.map(|m| rows - 1 - ((m / top * eighths as f64) as usize / 8).min(bar_rows - 1));
+        for row in 0..rows {
+            let from_bottom = rows - 1 - row;
+            let mut spans = Vec::with_capacity(shown.len());
+            for (index, point) in &shown {
+                let height = ((point.duration_ms / top) * eighths as f64).round().max(1.0) as usize;
+                let full = height / 8;
+                let glyph = if row == 0 {
+                    match point.regression {
+                        Some(Flag::Slower) => '▲',
+                        Some(Flag::Faster) => '▼',
+                        None => ' ',
+                    }
+                } else if from_bottom < full {
+                    '█'
+                } else if from_bottom == full && height % 8 > 0 {
+                    LEVELS[height % 8 - 1]
+                } else if Some(row) == median_row {
+                    '─'
+                } else {
+                    ' '
+                };
+                let mut style = match glyph {
+                    '▲' | '▼' => theme.warn,
+                    '─' => theme.highlight.add_modifier(Modifier::DIM),
+                    _ => theme.outcome(point.outcome),
+                };
+                if Some(*index) == selected {
+                    style = style.patch(theme.selected).add_modifier(Modifier::BOLD);
+                }
+                spans.push(Span::styled(glyph.to_string(), style));
+            }
+            lines.push(Line::from(spans));
+        }
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border)
+        .title(Span::styled(title, theme.accent));
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// Draws the verdict pane: the selected run's diagnosis, else the live state of the run going
+/// on, else the last run's diagnosis.
+pub fn draw_verdict(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
+    let Some(view) = &state.view else { return };
+    let Some(job_view) = view.current() else { return };
+    let job = state.jobs.get(view.job);
+    let selected = view.cursor.and_then(|c| job_view.trend.get(c));
+    let running = job.is_some_and(|j| j.active.is_some());
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    let bold = Style::new().add_modifier(Modifier::BOLD);
+    let verdict_lines = |point: &TrendPoint, lines: &mut Vec<Line<'_>>| {
+        let text = point.verdict.clone().unwrap_or_else(|| "no verdict".to_string());
+        lines.push(Line::from(Span::styled(text, theme.text.patch(bold))));
+        if let Some(metrics) = &point.metrics {
+            lines.push(Line::from(Span::styled(metrics.clone(), theme.text)));
+        }
+        for hint in &point.hints {
+            lines.push(Line::from(Span::styled(format!("→ {hint}"), theme.dim)));
+        }
+    };
+    match (selected, running) {
+        (Some(point), _) => verdict_lines(point, &mut lines),
+        (None, true) => {
+            let stalled = job_view
+                .starved
+                .back()
+                .zip(job_view.live.back())
+                .map(|(&s, last)| last.t_ms - s);
+            match stalled {
+                Some(gap) if gap < 600.0 => {
+                    let first = job_view.starved.front().copied().unwrap_or(0.0);
+                    lines.push(Line::from(Span::styled(
+                        format!(
+                            "GPU starved: below 10 % busy in {} samples since {:.1} s",
+                            job_view.starved.len(),
+                            first / 1000.0
+                        ),
+                        theme.stall.patch(bold),
+                    )));
+                }
+                _ => lines.push(Line::from(Span::styled("running…", theme.running.patch(bold)))),
+            }
+        }
+        (None, false) => match job_view.trend.back() {
+            Some(point) => verdict_lines(point, &mut lines),
+            None => lines.push(Line::from(Span::styled("no run yet", theme.dim))),
+        },
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), area);
+}

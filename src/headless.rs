@@ -269,11 +269,15 @@ fn diagnosis_lines(finished: &RunFinished) -> Vec<String> {
             .take(3)
             .map(|o| format!("{} {} ({} rows)", o.name, format_duration_ms(o.ms), o.rows))
             .collect();
+        let slowest = if top.is_empty() {
+            String::new()
+        } else {
+            format!("; slowest: {}", top.join(", "))
+        };
         lines.push(format!(
-            "query: {} rows in {}; slowest: {}",
+            "query: {} rows in {}{slowest}",
             query.profile.rows,
             format_duration_ms(query.profile.elapsed_ms),
-            top.join(", ")
         ));
     }
     let hints = finished.verdict.iter().flat_map(|v| &v.hints);

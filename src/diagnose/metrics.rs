@@ -174,7 +174,12 @@ impl OutputScanner {
     }
 
     fn scan_line(&mut self, specs: &[MetricSpec], line: &str, t_ms: f64, values: &mut Vec<MetricValue>) {
+        let first = values.len();
         for spec in specs {
+            // Two presets may define the same metric (tqdm's and Lightning's it/s): one value a line.
+            if values[first..].iter().any(|v| v.name == spec.name) {
+                continue;
+            }
             // The last match on the line: a progress line may repeat a field.
             let Some(value) = spec
                 .regex
@@ -244,6 +249,17 @@ mod tests {
         let summary = scanner.summary(&specs);
         assert_eq!((summary[0].last, summary[0].mean, summary[0].count), (5.5, 5.0, 2));
         assert_eq!(summary[0].unit.as_deref(), Some("it/s"));
+    }
+
+    #[test]
+    fn two_presets_with_the_same_metric_count_each_line_once() {
+        let specs = specs(&["tqdm", "lightning"]);
+        let mut scanner = OutputScanner::default();
+        let (values, _) = scanner.feed(&specs, b"train: 50%| 1/2 [4.0it/s, loss=0.5]\n", 10.0);
+        let names: Vec<&str> = values.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["it_per_s", "loss"]);
+        let summary = scanner.summary(&specs);
+        assert_eq!(summary[0].count, 1);
     }
 
     #[test]

@@ -112,14 +112,13 @@ impl QueryProfile {
     /// Hints backed by this profile; `previous_rows` is the job's last result size.
     pub fn hints(&self, previous_rows: Option<u64>) -> Vec<String> {
         let mut hints = Vec::new();
+        // Operator times add up the time of every thread, so they are compared with each other,
+        // not with the wall time.
+        let operators_ms: f64 = self.operators.iter().map(|o| o.ms).sum();
         for scan in &self.text_scans {
-            let share = if self.elapsed_ms > 0.0 {
-                scan.ms / self.elapsed_ms * 100.0
-            } else {
-                0.0
-            };
+            let share = scan.ms / operators_ms.max(scan.ms).max(f64::MIN_POSITIVE) * 100.0;
             hints.push(format!(
-                "the query scans {} rows of {}{} ({share:.0} % of its time): a columnar copy \
+                "the query scans {} rows of {}{} ({share:.0} % of the operators' time): a columnar copy \
                  (COPY ... TO 'x.parquet') would read only the columns it needs",
                 scan.rows,
                 scan.format.to_uppercase(),
@@ -196,7 +195,7 @@ mod tests {
         assert_eq!(profile.text_scans[0].format, "csv");
         let hints = profile.hints(None);
         assert!(
-            hints[0].contains("100000 rows of CSV events.csv (55 % of its time)"),
+            hints[0].contains("100000 rows of CSV events.csv (59 % of the operators' time)"),
             "{hints:?}"
         );
     }

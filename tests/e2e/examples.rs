@@ -11,9 +11,16 @@ fn copy_dir(from: &Path, to: &Path) {
         let kind = entry.file_type().expect("type");
         let name = entry.file_name();
         // Leave out what running the example leaves behind.
-        if [".looptop", "__pycache__", "checkpoints"]
-            .iter()
-            .any(|skip| name == *skip)
+        if [
+            ".looptop",
+            "__pycache__",
+            ".pytest_cache",
+            "checkpoints",
+            "events.csv",
+            "events.parquet",
+        ]
+        .iter()
+        .any(|skip| name == *skip)
         {
             continue;
         }
@@ -39,6 +46,41 @@ fn the_quickstart_jobs_pass() {
         project.path().join("checkpoints/last.txt").is_file(),
         "training wrote its checkpoint"
     );
+}
+
+/// The ML example: tests, training with metrics, and the same query over CSV and Parquet, where
+/// only the CSV one gets the columnar-copy hint. Needs numpy and pytest (`.ci/run` installs them).
+#[test]
+fn the_ml_project_jobs_pass_and_say_what_they_see() {
+    let project = Project::new();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ml-project");
+    copy_dir(&example, &project.path());
+    let finished = |job: &str| {
+        let done = project.run(&["run", "--once", "--json", "--trust", "--job", job]);
+        assert!(done.status.success(), "job {job}: {}", done.stderr);
+        crate::harness::run_finished(&crate::harness::json_rows(&done.stdout)).clone()
+    };
+    let metric = |run: &serde_json::Value, name: &str| {
+        run["metrics"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["name"] == name))
+            .map(|m| m["last"].as_f64().unwrap_or(f64::NAN))
+    };
+    let test = finished("test");
+    assert_eq!(metric(&test, "passed"), Some(2.0), "{test}");
+    let train = finished("train");
+    assert!(metric(&train, "loss").is_some_and(|l| l < 0.5), "{train}");
+    assert!(metric(&train, "it_per_s").is_some(), "{train}");
+    let prepare = finished("prepare");
+    assert_eq!(prepare["query"]["rows"], 1, "{prepare}");
+    assert!(project.path().join("queries/events.parquet").is_file());
+    let hints = |run: &serde_json::Value| run["query"]["hints"].to_string();
+    let csv = finished("top-users-csv");
+    assert_eq!(csv["query"]["rows"], 10, "{csv}");
+    assert!(hints(&csv).contains("rows of CSV"), "{csv}");
+    let parquet = finished("top-users-parquet");
+    assert_eq!(parquet["query"]["rows"], 10, "{parquet}");
+    assert!(!hints(&parquet).contains("columnar copy"), "{parquet}");
 }
 
 /// The binary of a Cargo example, built next to this test by `cargo test`.

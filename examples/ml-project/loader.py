@@ -1,0 +1,46 @@
+"""Batches for training, from records stored as text lines (as a CSV or JSONL file would hold them).
+
+`fast` decodes the whole dataset once with numpy (a preprocessed cache) and slices batches out
+of it. `starved` decodes every batch record by record in pure Python, single-threaded: the
+classic input pipeline that cannot keep an accelerator busy.
+"""
+
+import numpy as np
+
+
+def encode(x, y):
+    """The dataset as text lines: label, then the features, comma-separated."""
+    return [f"{label:.0f}," + ",".join(f"{v:.5f}" for v in row) for row, label in zip(x, y)]
+
+
+def decode_fast(lines):
+    table = np.array([line.split(",") for line in lines], dtype=np.float32)
+    return table[:, 1:], table[:, 0]
+
+
+def decode_slow(lines, rounds=40):
+    """Record by record; `rounds` of per-value work stand in for image or audio decoding."""
+    rows, labels = [], []
+    for line in lines:
+        values = line.split(",")
+        row = []
+        for text in values[1:]:
+            value = float(text)
+            for _ in range(rounds):
+                value = value * 1.0000001 - 0.0000001 * value
+            row.append(value)
+        rows.append(row)
+        labels.append(float(values[0]))
+    return np.array(rows, dtype=np.float32), np.array(labels, dtype=np.float32)
+
+
+def batches(lines, batch_size, mode="fast"):
+    """Endless batches over `lines`."""
+    if mode == "fast":
+        x, y = decode_fast(lines)
+        while True:
+            for start in range(0, len(lines), batch_size):
+                yield x[start:start + batch_size], y[start:start + batch_size]
+    while True:
+        for start in range(0, len(lines), batch_size):
+            yield decode_slow(lines[start:start + batch_size])

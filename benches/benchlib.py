@@ -4,6 +4,7 @@ path, stopping process groups, finding the binaries and naming what was measured
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -179,3 +180,18 @@ def chosen_tools(parser: argparse.ArgumentParser, text: str, known: list[str]) -
     if unknown:
         parser.error(f"unknown tool(s): {', '.join(unknown)} (known: {', '.join(known)})")
     return wanted
+
+
+def load_text(loadavg: tuple[float, float, float] | list[float]) -> str:
+    """A load average as `uptime` prints it."""
+    return " ".join(f"{v:.2f}" for v in loadavg)
+
+
+def print_results(results: dict, render: Callable[[dict], str], as_json: bool) -> None:
+    """Prints the results as JSON, or as the Markdown that `render` makes of them, followed by
+    the command they came from (`results["meta"]["invocation"]`)."""
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    print(render(results))
+    print("\n".join(["", "Command:", "", "```", results["meta"]["invocation"], "```"]))

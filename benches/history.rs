@@ -76,13 +76,23 @@ fn bench(dir: &Path, path: &Path) {
 fn fill(path: &Path) {
     let conn = open(path, Access::Write).expect("open");
     schema::migrate(&conn, path).expect("migrate");
+    // By name: columns added by later schema versions and not named here stay NULL.
     conn.execute_batch(&format!(
-        "INSERT INTO runs SELECT uuidv7(), 'job' || (i % 5), 'python train.py --steps 20', 'train', \
-         make_timestamp((1767225600 + i * 30) * 1000000)::TIMESTAMPTZ, 500 + 100 * random(), \
-         CASE WHEN i % 10 = 0 THEN 1 ELSE 0 END, NULL, CASE WHEN i % 10 = 0 THEN 'fail' ELSE 'pass' END, \
-         400 * random(), 40 * random(), (1e9 * random())::BIGINT, ['model.py'], '0123456789abcdef', false, \
-         'bench', '0.1.0', NULL, NULL, {SAMPLES_PER_RUN}, 100 * random(), 200 * random(), 50 * random(), \
-         (1e10 * random())::BIGINT, random() FROM range({RUNS}) AS t(i)"
+        "INSERT INTO runs BY NAME SELECT uuidv7() AS run_id, 'job' || (i % 5) AS job, \
+         'python train.py --steps 20' AS command, 'train' AS kind, \
+         make_timestamp((1767225600 + i * 30) * 1000000)::TIMESTAMPTZ AS started_at, \
+         500 + 100 * random() AS duration_ms, CASE WHEN i % 10 = 0 THEN 1 ELSE 0 END AS exit_code, \
+         CASE WHEN i % 10 = 0 THEN 'fail' ELSE 'pass' END AS outcome, 400 * random() AS cpu_user_ms, \
+         40 * random() AS cpu_sys_ms, (1e9 * random())::BIGINT AS peak_rss_bytes, \
+         ['model.py'] AS trigger_files, '0123456789abcdef' AS git_commit, false AS git_dirty, \
+         'bench' AS host, '0.1.0' AS looptop_version, {SAMPLES_PER_RUN} AS samples, \
+         100 * random() AS cpu_mean_pct, 200 * random() AS cpu_p95_pct, 50 * random() AS gpu_util_mean_pct, \
+         (1e10 * random())::BIGINT AS gpu_mem_peak_bytes, random() AS gpu_on_fraction, \
+         'input-bound' AS verdict, 'cpu' AS verdict_cause, \
+         'input-bound: GPU busy 18 %, busiest process at 100 % of one core' AS verdict_summary, \
+         100 * random() AS gpu_busy_pct, 2000 * random() AS time_to_gpu_ms, 2 AS stalls, \
+         2500.0 AS stall_ms, ['more DataLoader workers'] AS hints \
+         FROM range({RUNS}) AS t(i)"
     ))
     .expect("runs");
     let run_ids: Vec<String> = conn

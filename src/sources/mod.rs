@@ -3,4 +3,5 @@
 pub mod ignore_rules;
 pub mod runner;
 pub mod sampler;
+pub mod spawn;
 pub mod watcher;

@@ -9,9 +9,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,6 +23,7 @@ use tokio::sync::mpsc;
 use crate::config::{JobCommand, JobSpec};
 use crate::effect::StopSignal;
 use crate::event::{CpuTime, Event, ExitStatus, Notice, RunKey, Stream};
+use crate::sources::spawn::spawn_session_leader;
 use crate::state::Trigger;
 
 /// Bytes read from a pipe at a time; with the loop's bounded channel this bounds the memory a
@@ -71,11 +71,11 @@ impl Runner {
             Some((path, file)) => (Some(path), Some(Arc::new(file))),
             None => (None, None),
         };
-        let mut command = self.command(job, &run_id, trigger);
+        let command = self.command(job, &run_id, trigger);
         let wall = SystemTime::now();
         let at = Instant::now();
-        let mut child = match command.spawn() {
-            Ok(child) => child,
+        let spawned = match spawn_session_leader(command) {
+            Ok(spawned) => spawned,
             Err(e) => {
                 if let Some(path) = &log_path {
                     let _ = std::fs::remove_file(path);
@@ -86,19 +86,14 @@ impl Runner {
                 };
             }
         };
-        let pid = child.id();
+        let pid = spawned.pid;
         let pgid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
         self.groups.insert(key, pgid);
         let (done_tx, done_rx) = std_mpsc::channel::<()>();
-        if let Some(out) = child.stdout.take() {
-            self.pump(key, Stream::Stdout, out, log_file.clone(), done_tx.clone());
-        }
-        if let Some(err) = child.stderr.take() {
-            self.pump(key, Stream::Stderr, err, log_file, done_tx);
-        }
+        self.pump(key, Stream::Stdout, spawned.stdout, log_file.clone(), done_tx.clone());
+        self.pump(key, Stream::Stderr, spawned.stderr, log_file, done_tx);
         let tx = self.tx.clone();
-        // The child handle is dropped without waiting: the reaper below waits for the whole group.
-        drop(child);
+        // The reaper below waits for the whole group.
         let reaper = std::thread::Builder::new()
             .name(format!("looptop-reap-{pid}"))
             .spawn(move || reap_group(key, pgid, tx, &done_rx));
@@ -159,6 +154,7 @@ impl Runner {
         notices
     }
 
+    /// What the run executes, with its environment and working directory (see `spawn_session_leader`).
     fn command(&self, job: &JobSpec, run_id: &str, trigger: &Trigger) -> Command {
         let mut command = match &job.command {
             JobCommand::Shell(line) => {
@@ -190,14 +186,7 @@ impl Runner {
             .env("LOOPTOP_RUN_ID", run_id)
             .env("LOOPTOP_JOB", &job.name)
             .env("LOOPTOP_TRIGGER", trigger_list)
-            .current_dir(&job.cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            command.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
-        }
+            .current_dir(&job.cwd);
         command
     }
 

@@ -103,10 +103,16 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
             Access::Write => AccessMode::ReadWrite,
             Access::Read => AccessMode::ReadOnly,
         };
-        // Never reach for the network to fetch an extension a query asks for.
+        // Never reach for the network to fetch an extension a query asks for. The recorder's
+        // writes are a few rows each: one thread, rather than a pool of one per core started
+        // and stopped at every write on a many-core GPU machine.
         let opened = Config::default()
             .access_mode(mode)
             .and_then(|config| config.with("autoinstall_known_extensions", "false"))
+            .and_then(|config| match access {
+                Access::Write => config.threads(1),
+                Access::Read => Ok(config),
+            })
             .and_then(|config| Connection::open_with_flags(path, config));
         match opened.map_err(|e| classify(path, &e)) {
             Err(StoreError::Busy { .. }) if Instant::now() < deadline => {

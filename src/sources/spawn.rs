@@ -9,9 +9,9 @@
 //! TUI's terminal) at the price of a vfork. The `Command` built by the runner stays the
 //! description of what to run; this module only carries it out.
 //!
-//! `posix_spawn_file_actions_addchdir_np` (glibc 2.29) is looked up at run time, so the binary
-//! still starts on older systems (RHEL 8 has glibc 2.28): there, and wherever the fast path is
-//! refused, the job is started through std's fork path with the same session and stdio.
+//! `posix_spawn_file_actions_addchdir_np` (glibc 2.29) is looked up at run time, so looptop
+//! still builds and runs against an older glibc (RHEL 8 has 2.28): there, and wherever the fast
+//! path is refused, the job is started through std's fork path with the same session and stdio.
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
@@ -237,7 +237,7 @@ impl FileActions {
 type AddChdir = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const libc::c_char) -> libc::c_int;
 
 /// `posix_spawn_file_actions_addchdir_np` if this glibc has it (2.29 and later). Looked up at
-/// run time: linking it directly would stop looptop from starting on an older glibc.
+/// run time: a direct reference would keep looptop from linking against an older glibc.
 fn add_chdir() -> Option<AddChdir> {
     static ADD_CHDIR: OnceLock<Option<AddChdir>> = OnceLock::new();
     *ADD_CHDIR.get_or_init(|| {

@@ -195,3 +195,34 @@ def print_results(results: dict, render: Callable[[dict], str], as_json: bool) -
         return
     print(render(results))
     print("\n".join(["", "Command:", "", "```", results["meta"]["invocation"], "```"]))
+
+
+def add_looptop_option(parser: argparse.ArgumentParser) -> None:
+    """The `--looptop PATH` option every script takes."""
+    parser.add_argument("--looptop", help="looptop binary (default: $CARGO_TARGET_DIR/release/looptop, "
+                        "else target/release/looptop)")
+
+
+def looptop_binary(args: argparse.Namespace) -> str:
+    """The looptop to measure (`--looptop`, else the release build), as an absolute path;
+    exits with a message naming the fix when there is none."""
+    binary = args.looptop or default_looptop()
+    if not binary or not os.access(binary, os.X_OK):
+        sys.exit(f"error: looptop is not built ({binary or 'no release binary found'}): build it with "
+                 "`cargo build --release` or pass --looptop PATH")
+    return str(Path(binary).resolve())
+
+
+def read_status(pid: int) -> dict:
+    """Memory fields of /proc/PID/status, in kB (missing ones left out)."""
+    wanted = {"VmHWM": "hwm_kb", "VmRSS": "rss_kb", "RssAnon": "anon_kb",
+              "RssFile": "file_kb", "RssShmem": "shmem_kb"}
+    out: dict = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in wanted:
+                out[wanted[key]] = int(value.split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return out

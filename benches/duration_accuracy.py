@@ -36,8 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import (CLEANUP, default_looptop, find_program, first_version_line, log,
-                      load_text, looptop_source, print_results, run_main, short_version)
+from benchlib import (CLEANUP, add_looptop_option, find_program, first_version_line, load_text, log,
+                      looptop_binary, looptop_source, print_results, run_main, short_version)
 
 WORKLOADS = {
     "sleep 0.3": ["sleep", "0.3"],
@@ -76,15 +76,12 @@ def summary(times: list[float]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--looptop", help="looptop binary (default: $CARGO_TARGET_DIR/release/looptop, "
-                        "else target/release/looptop)")
+    add_looptop_option(parser)
     parser.add_argument("--runs", type=int, default=10, help="measured runs per round and tool (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     args = parser.parse_args()
-    looptop = args.looptop or default_looptop()
-    if not looptop:
-        sys.exit("error: looptop is not built: `cargo build --release` or pass --looptop PATH")
+    looptop = looptop_binary(args)
     hyperfine = find_program("hyperfine")
     if not hyperfine:
         sys.exit("error: hyperfine is not installed: `apt install hyperfine` or `cargo install hyperfine`")

@@ -136,8 +136,8 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from benchlib import (CLEANUP, chosen_tools, default_looptop, find_program, first_version_line,
-                      kill_group, log, looptop_source, run_main, tail_of)
+from benchlib import (CLEANUP, add_looptop_option, chosen_tools, find_program, first_version_line,
+                      kill_group, log, looptop_binary, looptop_source, read_status, run_main, tail_of)
 
 # --------------------------------------------------------------------------------------
 # Settings.
@@ -263,21 +263,6 @@ def read_stat_path(path: Path) -> Optional[dict]:
         "ticks": int(rest[11]) + int(rest[12]),
         "threads": int(rest[17]),
     }
-
-
-def read_status(pid: int) -> dict:
-    """Memory fields of /proc/PID/status, in kB (missing ones left out)."""
-    wanted = {"VmHWM": "hwm_kb", "VmRSS": "rss_kb", "RssAnon": "anon_kb",
-              "RssFile": "file_kb", "RssShmem": "shmem_kb"}
-    out: dict = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in wanted:
-                out[wanted[key]] = int(value.split()[0])
-    except (OSError, ValueError, IndexError):
-        pass
-    return out
 
 
 def thread_ticks(pid: int) -> dict[int, tuple[str, int]]:
@@ -1003,8 +988,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0,
                         help="length of the measured window (default 60)")
-    parser.add_argument("--looptop", help="looptop binary (default: $CARGO_TARGET_DIR/release/looptop, "
-                        "else target/release/looptop)")
+    add_looptop_option(parser)
     parser.add_argument("--json", action="store_true",
                         help="print the results as JSON instead of Markdown")
     parser.add_argument("--tools", default=",".join(ALL_TOOLS),
@@ -1029,11 +1013,7 @@ def main() -> int:
     skipped: dict[str, str] = {}
     for name in wanted:
         if name in LOOPTOPS:
-            binary = args.looptop or default_looptop()
-            if not binary or not os.access(binary, os.X_OK):
-                sys.exit(f"error: looptop is not built ({binary or 'no release binary found'}): build it with "
-                         "`cargo build --release` or pass --looptop PATH")
-            program = str(Path(binary).resolve())
+            program = looptop_binary(args)
         else:
             program = find_program(COMM[name])
         if name == "looptop":

@@ -4,10 +4,10 @@
 The tree: ``--dirs`` directories (default 1,000, nested three deep) of ``--files`` files each
 (default 100), created once. Each tool then runs, one after the other, in that tree:
 
-* looptop: ``looptop run --postpone -- STAMP STAMPS``
-* watchexec: ``watchexec --postpone --shell=none -- STAMP STAMPS``
+* looptop: ``looptop run --postpone -- sh -c 'echo run >> STAMPS'``
+* watchexec: ``watchexec --postpone --shell=none -- sh -c 'echo run >> STAMPS'``
 
-where the job appends a line to a file outside the tree (a shell one-liner). Measured per tool:
+where STAMPS is a file outside the tree: each line is one run. Measured per tool:
 
 * **ready**: from the tool's start until an edit of a file deep in the tree starts the job. The
   script edits that file every 100 ms from the start on until the job has run: the first edit that
@@ -32,8 +32,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from benchlib import (CLEANUP, default_looptop, find_program, first_version_line, kill_group, log,
-                      load_text, looptop_source, print_results, run_main, short_version, tail_of)
+from benchlib import (CLEANUP, add_looptop_option, find_program, first_version_line, kill_group,
+                      load_text, log, looptop_binary, looptop_source, print_results, read_status,
+                      run_main, short_version, tail_of)
 
 PROBE_EVERY_S = 0.1
 READY_TIMEOUT_S = 120.0
@@ -51,18 +52,6 @@ def make_tree(root: Path, dirs: int, files: int) -> list[Path]:
             (d / f"f{j}.py").write_text(f"x = {j}\n")
         made.append(d)
     return made
-
-
-def memory_kb(pid: int) -> dict:
-    fields = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmHWM", "VmRSS"):
-                fields[key] = int(value.split()[0])
-    except OSError:
-        pass
-    return fields
 
 
 def runs_in(stamps: Path) -> int:
@@ -98,9 +87,9 @@ def measure(name: str, argv: list[str], tree: Path, deep: list[Path], stamps: Pa
             if runs_in(stamps) > before:
                 ready = time.monotonic() - started
         out["ready_s"] = ready
-        out["memory_ready_kb"] = memory_kb(proc.pid)
+        out["memory_ready_kb"] = read_status(proc.pid)
         time.sleep(QUIET_S)
-        out["memory_quiet_kb"] = memory_kb(proc.pid)
+        out["memory_quiet_kb"] = read_status(proc.pid)
         before = runs_in(stamps)
         edited = time.monotonic()
         (deep[-1] / "f99.py").write_text("x = 'deep edit'\n")
@@ -115,15 +104,12 @@ def measure(name: str, argv: list[str], tree: Path, deep: list[Path], stamps: Pa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--looptop", help="looptop binary (default: $CARGO_TARGET_DIR/release/looptop, "
-                        "else target/release/looptop)")
+    add_looptop_option(parser)
     parser.add_argument("--dirs", type=int, default=1000)
     parser.add_argument("--files", type=int, default=100)
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     args = parser.parse_args()
-    looptop = args.looptop or default_looptop()
-    if not looptop:
-        sys.exit("error: looptop is not built: `cargo build --release` or pass --looptop PATH")
+    looptop = looptop_binary(args)
     tools = {"looptop": looptop}
     watchexec = find_program("watchexec")
     if watchexec:
@@ -183,7 +169,7 @@ def render(results: dict) -> str:
             continue
         edit = f"ran after {t['deep_edit_s'] * 1000:.0f} ms" if t["deep_edit_ran"] else "NO RUN"
         lines.append(f"| {name} {t['version']} | {t['ready_s']:.2f} s | "
-                     f"{megabytes(t['memory_quiet_kb'].get('VmHWM'))} | {megabytes(t['memory_quiet_kb'].get('VmRSS'))} | "
+                     f"{megabytes(t['memory_quiet_kb'].get('hwm_kb'))} | {megabytes(t['memory_quiet_kb'].get('rss_kb'))} | "
                      f"{edit} |")
     return "\n".join(lines)
 

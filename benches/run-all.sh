@@ -17,7 +17,7 @@
 # Each script stops every process it starts, also when interrupted. Progress and raw results go
 # to a results directory (printed at the start); the report holds the machine, the date, the
 # commands and each script's own table. Run it on a quiet machine: the figures are CPU times and
-# latencies, and anything else running moves them. About 25 minutes after the release build.
+# latencies, and anything else running moves them. About 12 minutes on 2 cores after the builds.
 #
 # Environment: OVERHEAD_SECONDS (60), SCALE_DIRS (1000) and SCALE_FILES (100), SAVES (50),
 # NO_INSTALL=1 to use only what is installed (a missing tool is then skipped and said so).

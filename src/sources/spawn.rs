@@ -103,10 +103,15 @@ fn spawn_with_fork(mut command: Command) -> io::Result<Spawned> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent. std resets
-    // SIGPIPE to its default in the child itself.
+    let last_signal = libc::SIGRTMAX();
+    // SAFETY: setsid, sigaction and sigprocmask are async-signal-safe and touch no memory of
+    // the parent.
     unsafe {
-        command.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
+        command.pre_exec(move || {
+            nix::unistd::setsid()?;
+            reset_signals_in_child(last_signal);
+            Ok(())
+        });
     }
     let mut child = command.spawn()?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
@@ -117,6 +122,30 @@ fn spawn_with_fork(mut command: Command) -> io::Result<Spawned> {
         stdout: File::from(OwnedFd::from(stdout)),
         stderr: File::from(OwnedFd::from(stderr)),
     })
+}
+
+/// In a forked child before exec: every catchable signal back to its default action and an
+/// empty signal mask, as `POSIX_SPAWN_SETSIGDEF` with a full set and `POSIX_SPAWN_SETSIGMASK`
+/// do on the fast path. An ignored signal stays ignored across exec, so without this a looptop
+/// started under `nohup` or `&` (SIGHUP, SIGINT, SIGQUIT ignored) would pass that on to the job.
+/// Only async-signal-safe calls; glibc refuses its two internal signals (32, 33), which exec
+/// resets anyway. `last_signal` is SIGRTMAX, read before the fork.
+fn reset_signals_in_child(last_signal: libc::c_int) {
+    // SAFETY: sigaction with SIG_DFL and sigprocmask on a sigemptyset-initialised set are
+    // async-signal-safe and read no memory but what is on this stack.
+    unsafe {
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut default.sa_mask);
+        for signal in 1..=last_signal {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                libc::sigaction(signal, &default, std::ptr::null_mut());
+            }
+        }
+        let mut none = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(none.as_mut_ptr());
+        libc::sigprocmask(libc::SIG_SETMASK, none.as_ptr(), std::ptr::null_mut());
+    }
 }
 
 /// A pipe whose two ends close on exec (the child gets copies through dup2): read end first.
@@ -403,22 +432,71 @@ mod tests {
         }
     }
 
-    #[test]
-    fn signals_start_at_their_defaults() {
-        // The test harness, like looptop, runs with SIGPIPE (13) ignored. Signals 32 and 33 are
-        // glibc's own: posix_spawn leaves them ignored and the new program's libc takes them
-        // back, so only the 31 standard signals are looked at. grep itself is the spawned
-        // process (a shell would block signals around its forks).
+    /// The standard signals (1-31) that a process blocks and ignores, read from its
+    /// /proc/<pid>/status text. Signals 32 and 33 are glibc's own: posix_spawn leaves them
+    /// ignored and the new program's libc takes them back, so they are not looked at.
+    fn blocked_and_ignored(status: &str) -> (u64, u64) {
+        let standard = |name: &str| {
+            let line = status.lines().find(|l| l.starts_with(name)).expect(name);
+            u64::from_str_radix(line[name.len()..].trim(), 16).expect("hex") & 0x7fff_ffff
+        };
+        (standard("SigBlk:"), standard("SigIgn:"))
+    }
+
+    /// Starts a job on each path and checks that it blocks and ignores no standard signal.
+    /// grep itself is the spawned process (a shell would block signals around its forks).
+    fn check_jobs_start_with_default_signals() {
         for (path, spawn) in PATHS {
             let mut grep = Command::new("grep");
             grep.args(["-E", "^Sig(Ign|Blk)", "/proc/self/status"]);
             let (_, out, _) = run(spawn, grep);
-            let standard = |name: &str| {
-                let line = out.lines().find(|l| l.starts_with(name)).expect(name);
-                u64::from_str_radix(line[name.len()..].trim(), 16).expect("hex") & 0x7fff_ffff
-            };
-            assert_eq!((standard("SigBlk:"), standard("SigIgn:")), (0, 0), "{path}: {out}");
+            assert_eq!(blocked_and_ignored(&out), (0, 0), "{path}: {out}");
         }
+    }
+
+    #[test]
+    fn signals_start_at_their_defaults() {
+        // The test harness, like looptop, runs with SIGPIPE ignored.
+        check_jobs_start_with_default_signals();
+    }
+
+    #[test]
+    fn signals_ignored_by_looptops_parent_start_at_their_defaults() {
+        // `nohup cmd &` starts cmd with SIGHUP, SIGINT and SIGQUIT ignored. The check runs in a
+        // copy of this test binary started that way: changing this process's dispositions would
+        // leak into the tests running beside it.
+        let exe = std::env::current_exe().expect("test binary");
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(r#"trap '' HUP INT QUIT; exec "$0" "$@""#)
+            .arg(exe)
+            .args([
+                "--exact",
+                "sources::spawn::tests::a_job_of_a_looptop_that_ignores_signals_does_not",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .output()
+            .expect("run the test binary");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "run by signals_ignored_by_looptops_parent_start_at_their_defaults, in a process that ignores SIGHUP, SIGINT and SIGQUIT"]
+    fn a_job_of_a_looptop_that_ignores_signals_does_not() {
+        let own = std::fs::read_to_string("/proc/self/status").expect("own status");
+        let hup_int_quit = 0b111;
+        assert_eq!(
+            blocked_and_ignored(&own).1 & hup_int_quit,
+            hup_int_quit,
+            "this process should ignore SIGHUP, SIGINT and SIGQUIT: {own}"
+        );
+        check_jobs_start_with_default_signals();
     }
 
     #[test]

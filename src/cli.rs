@@ -9,7 +9,7 @@ use crate::config::{parse_duration, OnChange};
 
 /// Watch a project, rerun the targeted step on change, and time every loop.
 #[derive(Debug, Parser)]
-#[command(name = "looptop", version, about, args_conflicts_with_subcommands = true)]
+#[command(name = "looptop", version, about)]
 pub struct Cli {
     /// Use this config file instead of looking for looptop.toml in . and its parents.
     #[arg(short, long, global = true, value_name = "FILE")]
@@ -24,6 +24,50 @@ pub struct Cli {
     /// The TUI's options.
     #[command(flatten)]
     pub tui: TuiArgs,
+}
+
+impl Cli {
+    /// Parses the command line, exiting with clap's usage message on a mistake, as
+    /// `Parser::parse` does, and also when an option of the TUI stands beside a subcommand.
+    /// Global options (`-c`, `--nvml-lib`) go before or after the subcommand, as in cargo or git.
+    pub fn parse_checked() -> Self {
+        let cli = Self::parse();
+        if let Err(error) = cli.check() {
+            error.exit();
+        }
+        cli
+    }
+
+    /// An error when an option that only the TUI takes is given together with a subcommand
+    /// (`looptop --theme light run`): clap would otherwise drop it without a word.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let Some(command) = &self.command else {
+            return Ok(());
+        };
+        let tui = &self.tui;
+        let misplaced = [
+            (tui.job.is_some(), "--job"),
+            (tui.theme.is_some(), "--theme"),
+            (tui.trust, "--trust"),
+            (tui.postpone, "--postpone"),
+            (!tui.command.is_empty(), "-- COMMAND"),
+        ]
+        .into_iter()
+        .filter_map(|(given, name)| given.then_some(name))
+        .collect::<Vec<_>>();
+        if misplaced.is_empty() {
+            return Ok(());
+        }
+        let name = command.name();
+        Err(<Self as clap::CommandFactory>::command().error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!(
+                "{} before `{name}`: that is an option of the TUI (plain `looptop`); options of \
+                 `looptop {name}` go after it (see `looptop {name} --help`)",
+                misplaced.join(", ")
+            ),
+        ))
+    }
 }
 
 /// Plain `looptop`: the TUI.
@@ -72,6 +116,25 @@ pub enum Command {
     /// Run a SQL file with DuckDB's profiling on (what a query job runs).
     #[command(hide = true)]
     ExecQuery(ExecQueryArgs),
+}
+
+impl Command {
+    /// The subcommand's name as typed on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Run(_) => "run",
+            Self::Bench(_) => "bench",
+            Self::Trust => "trust",
+            Self::History(_) => "history",
+            Self::Stats(_) => "stats",
+            Self::Query(_) => "query",
+            Self::Export(_) => "export",
+            Self::Doctor(_) => "doctor",
+            Self::Init(_) => "init",
+            Self::Completions(_) => "completions",
+            Self::ExecQuery(_) => "exec-query",
+        }
+    }
 }
 
 /// `looptop init`.
@@ -210,9 +273,13 @@ pub struct BenchArgs {
 /// `looptop run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Run this job from looptop.toml (default: the first one).
+    /// Run this job from looptop.toml (default: the first one); give it more than once for
+    /// several jobs.
     #[arg(short, long, value_name = "NAME", conflicts_with = "command")]
-    pub job: Option<String>,
+    pub job: Vec<String>,
+    /// Run every job of looptop.toml, as the TUI does (jobs with `needs` after those they need).
+    #[arg(long, conflicts_with_all = ["job", "command"])]
+    pub all: bool,
     /// Run once, then exit with the job's exit code.
     #[arg(long)]
     pub once: bool,
@@ -302,6 +369,51 @@ mod tests {
         assert!(Cli::try_parse_from(["looptop", "stats", "--json", "--csv"]).is_err());
         assert!(Cli::try_parse_from(["looptop", "bench", "-n", "0", "--", "true"]).is_err());
         assert!(Cli::try_parse_from(["looptop", "export", "--format", "parquet", "--out", "x"]).is_ok());
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_subcommand() {
+        for argv in [
+            &["looptop", "-c", "x.toml", "run", "--job", "train", "--trust"][..],
+            &["looptop", "run", "-c", "x.toml", "--job", "train", "--trust"],
+            &["looptop", "run", "--job", "train", "--trust", "--config", "x.toml"],
+        ] {
+            let cli = Cli::try_parse_from(argv).expect("parses");
+            cli.check().expect("no TUI option beside the subcommand");
+            assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("x.toml")), "{argv:?}");
+            let Some(Command::Run(args)) = cli.command else {
+                panic!("run: {argv:?}")
+            };
+            assert_eq!(
+                (args.job.as_slice(), args.trust),
+                (&["train".to_string()][..], true),
+                "{argv:?}"
+            );
+        }
+        let cli = Cli::try_parse_from(["looptop", "--nvml-lib", "/x.so", "doctor"]).expect("parses");
+        assert!(cli.check().is_ok() && cli.nvml_lib.is_some());
+        let tui = Cli::try_parse_from(["looptop", "-c", "x.toml", "--trust", "--job", "a"]).expect("parses");
+        assert!(tui.check().is_ok() && tui.command.is_none() && tui.tui.trust);
+    }
+
+    #[test]
+    fn a_tui_option_beside_a_subcommand_is_an_error_that_says_where_it_goes() {
+        let cli = Cli::try_parse_from(["looptop", "--theme", "light", "run"]).expect("parses");
+        let message = cli.check().expect_err("misplaced").to_string();
+        assert!(message.contains("--theme before `run`"), "{message}");
+        assert!(message.contains("looptop run --help"), "{message}");
+    }
+
+    #[test]
+    fn run_takes_several_jobs_or_all() {
+        let cli = Cli::try_parse_from(["looptop", "run", "--job", "a", "-j", "b"]).expect("parses");
+        let Some(Command::Run(args)) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(args.job, ["a", "b"]);
+        assert!(Cli::try_parse_from(["looptop", "run", "--all", "--once"]).is_ok());
+        assert!(Cli::try_parse_from(["looptop", "run", "--all", "--job", "a"]).is_err());
+        assert!(Cli::try_parse_from(["looptop", "run", "--all", "--", "x"]).is_err());
     }
 
     #[test]

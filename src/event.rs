@@ -88,13 +88,49 @@ impl Notice {
     }
 }
 
+/// What a file-system event did to a path, as far as deciding what counts as a change goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// It appeared: created, or renamed or moved to this name.
+    Appeared,
+    /// A directory was created. Not a change itself (its files are), but it is remembered so
+    /// that what appears in it and goes with it within the same burst counts as nothing.
+    DirectoryCreated,
+    /// Its content is being written and the writer has not closed it yet.
+    Writing,
+    /// Written and closed, or changed in another way (metadata, a rename of unknown side).
+    Changed,
+    /// It went away: deleted, or renamed or moved from this name. A directory that goes takes
+    /// the paths under it along.
+    Gone,
+}
+
+/// One path and what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Relative to the project root.
+    pub path: PathBuf,
+    /// What happened to it.
+    pub kind: ChangeKind,
+}
+
+impl Change {
+    /// A change of `kind` to `path`.
+    pub fn new(path: impl Into<PathBuf>, kind: ChangeKind) -> Self {
+        Self {
+            path: path.into(),
+            kind,
+        }
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// Watched files changed; paths are relative to the project root.
     FilesChanged {
-        /// The changed paths (already filtered by the ignore rules).
-        paths: Vec<PathBuf>,
+        /// What happened to which paths, in order (already filtered by the ignore rules).
+        changes: Vec<Change>,
         /// The watcher lost events (queue overflow): unknown files changed.
         rescan: bool,
         /// When the watcher saw them.

@@ -3,10 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = looptop::cli::Cli::parse();
+    let cli = looptop::cli::Cli::parse_checked();
     if cli.command.is_none() {
         // The TUI shows looptop's own log in a pane (`l`).
         let _ = tui_logger::init_logger(log::LevelFilter::Info);

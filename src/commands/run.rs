@@ -26,19 +26,59 @@ use crate::store::recorder::Recorder;
 
 /// `looptop run`.
 pub fn run(config: &Config, args: RunArgs) -> Result<u8, Failure> {
-    let mut job = choose_job(config, &args.command, args.job.as_deref(), args.trust)?;
-    if let Some(timeout) = args.timeout {
-        job.timeout = Some(timeout);
-    }
-    if let Some(grace) = args.grace {
-        job.stop_grace = grace;
-    }
-    if let Some(on_change) = args.on_change {
-        job.on_change = on_change.into();
+    let mut jobs = if args.all {
+        choose_jobs(config, &[], args.trust)?
+    } else if args.job.len() > 1 {
+        let jobs = args
+            .job
+            .iter()
+            .map(|name| config.job(name).cloned().map_err(Failure::usage))
+            .collect::<Result<Vec<_>, _>>()?;
+        ensure_trusted(config, args.trust)?;
+        jobs
+    } else {
+        vec![choose_job(
+            config,
+            &args.command,
+            args.job.first().map(String::as_str),
+            args.trust,
+        )?]
+    };
+    for job in &mut jobs {
+        if let Some(timeout) = args.timeout {
+            job.timeout = Some(timeout);
+        }
+        if let Some(grace) = args.grace {
+            job.stop_grace = grace;
+        }
+        if let Some(on_change) = args.on_change {
+            job.on_change = on_change.into();
+        }
     }
     let mode = if args.once { Mode::Once } else { Mode::Watch };
-    let (code, _) = run_engine(config, vec![job], mode, headless(args.json, mode), args.postpone, None)?;
+    let mut presentation = headless(args.json, mode);
+    for notice in needs_left_out(&jobs) {
+        presentation.printer.report(&Report::Notice(Notice::info(notice)));
+    }
+    let (code, _) = run_engine(config, jobs, mode, presentation, args.postpone, None)?;
     Ok(code)
+}
+
+/// What to say about `needs` naming jobs that this loop does not run: they are not waited for.
+fn needs_left_out(jobs: &[JobSpec]) -> Vec<String> {
+    jobs.iter()
+        .flat_map(|job| {
+            job.needs
+                .iter()
+                .filter(|need| !jobs.iter().any(|j| &j.name == *need))
+                .map(move |need| {
+                    format!(
+                        "`{}` needs `{need}`, which is not run here: not waiting for it (run both with --all, or --job {need} --job {})",
+                        job.name, job.name
+                    )
+                })
+        })
+        .collect()
 }
 
 /// `looptop bench`: `--warmup` runs, then `--runs` measured ones, back to back.

@@ -3,6 +3,7 @@
 //! ripgrep does: raw (what the file says, with spans) then resolved (checked, absolute, typed).
 
 pub mod diagnostic;
+mod needs;
 pub mod trust;
 
 use std::collections::BTreeMap;
@@ -150,6 +151,8 @@ pub struct JobSpec {
     pub metrics: Vec<MetricSpec>,
     /// For a query job: the SQL file and database it runs (through `looptop exec-query`).
     pub query: Option<QuerySpec>,
+    /// Jobs that must have passed (in this session) before this one runs.
+    pub needs: Vec<String>,
 }
 
 /// What a query job runs.
@@ -184,6 +187,7 @@ impl JobSpec {
             kind: JobKind::default(),
             metrics: Vec::new(),
             query: None,
+            needs: Vec::new(),
         }
     }
 
@@ -277,7 +281,9 @@ impl Config {
         let at = |span: std::ops::Range<usize>, message: String| ConfigError::at(file, source, Some(span), message);
         let watch = resolve_watch(raw.watch, &root, &at)?;
         let mut jobs: Vec<JobSpec> = Vec::with_capacity(raw.job.len());
+        let mut written_needs = Vec::with_capacity(raw.job.len());
         for job in raw.job {
+            written_needs.push(job.needs.clone());
             if jobs.iter().any(|j| j.name == *job.name.get_ref()) {
                 return Err(at(
                     job.name.span(),
@@ -287,6 +293,8 @@ impl Config {
             }
             jobs.push(resolve_job(job, &root, &at)?);
         }
+        let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
+        needs::check(&names, &written_needs, &at)?;
         let history_path = root.join(raw.history.path.as_deref().unwrap_or(DEFAULT_HISTORY_PATH));
         let sampler = resolve_sampler(raw.sample, raw.gpu, &root, &at)?;
         Ok(Self {
@@ -490,6 +498,7 @@ fn resolve_job(raw: RawJob, root: &Path, at: &At<'_>) -> Result<JobSpec, ConfigE
         kind,
         metrics,
         query,
+        needs: raw.needs.into_iter().map(Spanned::into_inner).collect(),
     })
 }
 
@@ -667,6 +676,8 @@ struct RawJob {
     timeout: Option<Spanned<String>>,
     stop_grace: Option<Spanned<String>>,
     kind: Option<Spanned<JobKind>>,
+    #[serde(default)]
+    needs: Vec<Spanned<String>>,
 }
 
 /// `command`: a string or an array of strings, with a message that says so otherwise.

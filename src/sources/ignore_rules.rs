@@ -22,6 +22,8 @@ pub const DEFAULT_IGNORES: &[&str] = &[
     ".venv/",
     ".mypy_cache/",
     ".pytest_cache/",
+    // pytest builds its cache under this name, then renames it to .pytest_cache.
+    "pytest-cache-files-*/",
     ".ruff_cache/",
     ".ipynb_checkpoints/",
     "*.pyc",

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
+use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind, RenameMode};
 use notify::{EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 use super::ignore_rules::IgnoreRules;
 use crate::config::WatchSettings;
-use crate::event::{Event, Notice};
+use crate::event::{Change, ChangeKind, Event, Notice};
 use crate::report::count;
 
 /// How often directories are scanned when polling.
@@ -152,7 +152,18 @@ impl WatchSet {
         }
         if self.poller.is_none() {
             let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
-            match PollWatcher::new(self.raw_tx.clone(), config) {
+            let raw_tx = self.raw_tx.clone();
+            // Polling sees content only between two scans: it cannot tell a write still in
+            // progress, so what it reports as written counts as written and closed.
+            let handler = move |raw: RawEvent| {
+                let _ = raw_tx.send(raw.map(|mut event| {
+                    if matches!(event.kind, EventKind::Modify(ModifyKind::Data(_))) {
+                        event.kind = EventKind::Access(AccessKind::Close(AccessMode::Write));
+                    }
+                    event
+                }));
+            };
+            match PollWatcher::new(handler, config) {
                 Ok(poller) => self.poller = Some(poller),
                 Err(e) => {
                     self.notice(Notice::error(format!(
@@ -175,13 +186,14 @@ impl WatchSet {
     fn forward(&mut self, raw_rx: &std_mpsc::Receiver<RawEvent>) {
         while let Ok(first) = raw_rx.recv() {
             let at = Instant::now();
-            let mut paths = Vec::new();
+            let mut changes = Vec::new();
             let mut rescan = false;
             for raw in std::iter::once(first).chain(raw_rx.try_iter()) {
                 match raw {
                     Ok(event) => {
+                        log::debug!("watch event {:?} {:?}", event.kind, event.paths);
                         rescan |= event.need_rescan();
-                        self.collect(event, &mut paths);
+                        self.collect(event, &mut changes);
                     }
                     Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
                         self.notice(Notice::warn(watch_limit_message(self.watched)));
@@ -189,16 +201,17 @@ impl WatchSet {
                     Err(e) => self.notice(Notice::warn(format!("file watcher: {e}"))),
                 }
             }
-            if paths.is_empty() && !rescan {
+            if changes.is_empty() && !rescan {
                 continue;
             }
-            let paths = paths
-                .into_iter()
-                .map(|p| p.strip_prefix(&self.root).map(Path::to_path_buf).unwrap_or(p))
-                .collect();
+            for change in &mut changes {
+                if let Ok(relative) = change.path.strip_prefix(&self.root) {
+                    change.path = relative.to_path_buf();
+                }
+            }
             if self
                 .tx
-                .blocking_send(Event::FilesChanged { paths, rescan, at })
+                .blocking_send(Event::FilesChanged { changes, rescan, at })
                 .is_err()
             {
                 return;
@@ -206,13 +219,25 @@ impl WatchSet {
         }
     }
 
-    fn collect(&mut self, event: notify::Event, paths: &mut Vec<PathBuf>) {
-        if !counts_as_change(&event.kind) {
+    fn collect(&mut self, event: notify::Event, changes: &mut Vec<Change>) {
+        let Some(kind) = change_kind(&event.kind) else {
             return;
-        }
-        for path in event.paths {
+        };
+        let renamed_both = matches!(event.kind, EventKind::Modify(ModifyKind::Name(RenameMode::Both)));
+        for (nth, path) in event.paths.into_iter().enumerate() {
+            // A rename seen from both sides names the old path first, the new one second.
+            let kind = match (renamed_both, nth) {
+                (true, 0) => ChangeKind::Gone,
+                (true, _) => ChangeKind::Appeared,
+                _ => kind,
+            };
+            let on_disk = path.symlink_metadata().ok();
             let is_dir = path.is_dir();
-            if self.rules.is_ignored(&path, is_dir) {
+            // What is gone by now cannot say whether it was a directory: a directory-only rule
+            // (`pytest-cache-files-*/`) must still match it.
+            let ignored =
+                self.rules.is_ignored(&path, is_dir) || (on_disk.is_none() && self.rules.is_ignored(&path, true));
+            if ignored {
                 continue;
             }
             if IgnoreRules::is_ignore_file(&path) {
@@ -220,21 +245,45 @@ impl WatchSet {
                     self.rules.load_dir(dir);
                 }
             }
-            if is_dir {
-                match event.kind {
-                    // A new directory is not itself a change; the files found in it are.
-                    EventKind::Create(_) => {
-                        self.add_tree(&path, Some(paths));
-                        continue;
-                    }
-                    // A directory moved in (or renamed) changes what its files are called.
-                    EventKind::Modify(ModifyKind::Name(_)) => self.add_tree(&path, Some(paths)),
-                    _ => {}
+            if is_dir && kind == ChangeKind::Appeared {
+                // A new directory (or one moved in) is not itself a change; the files found in
+                // it are.
+                let mut found = Vec::new();
+                self.add_tree(&path, Some(&mut found));
+                changes.extend(found.into_iter().map(|file| Change::new(file, ChangeKind::Appeared)));
+                if matches!(event.kind, EventKind::Create(_)) {
+                    changes.push(Change::new(path, ChangeKind::DirectoryCreated));
+                    continue;
                 }
             }
-            paths.push(path);
+            // A regular file is created by opening it for writing: it is written until the
+            // writer closes it (which comes as its own event).
+            let opened_for_writing =
+                matches!(event.kind, EventKind::Create(_)) && on_disk.as_ref().is_some_and(std::fs::Metadata::is_file);
+            // Events are read after the fact: a path that is no longer there by now went away
+            // (a directory renamed away also reports itself moved, under its old name).
+            let gone_by_now = on_disk.is_none() && kind != ChangeKind::Gone;
+            changes.push(Change::new(path.clone(), kind));
+            if opened_for_writing {
+                changes.push(Change::new(path, ChangeKind::Writing));
+            } else if gone_by_now {
+                changes.push(Change::new(path, ChangeKind::Gone));
+            }
         }
     }
+}
+
+/// What an event kind did to its paths; None for reads, which change nothing.
+fn change_kind(kind: &EventKind) -> Option<ChangeKind> {
+    if !counts_as_change(kind) {
+        return None;
+    }
+    Some(match kind {
+        EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => ChangeKind::Appeared,
+        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => ChangeKind::Gone,
+        EventKind::Modify(ModifyKind::Data(_)) => ChangeKind::Writing,
+        _ => ChangeKind::Changed,
+    })
 }
 
 /// Whether an event kind means content, names or metadata changed (reads do not).
@@ -315,7 +364,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !seen.contains(&PathBuf::from(path)) && Instant::now() < deadline {
             match rx.try_recv() {
-                Ok(Event::FilesChanged { paths, .. }) => seen.extend(paths),
+                Ok(Event::FilesChanged { changes, .. }) => seen.extend(changes.into_iter().map(|c| c.path)),
                 _ => std::thread::sleep(Duration::from_millis(10)),
             }
         }

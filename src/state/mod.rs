@@ -159,6 +159,11 @@ pub struct JobState {
     pub echo: echo::EchoDetector,
     /// Durations of the job's recent passing runs (oldest first): the regression baseline.
     pub baseline: Vec<f64>,
+    /// The jobs of this loop that it needs (`needs`), by index; needs that are not part of this
+    /// loop are left out.
+    pub needs: Vec<usize>,
+    /// It wants a run as soon as the jobs it needs have passed.
+    pub waiting: bool,
 }
 
 /// Everything the loop knows.
@@ -180,15 +185,25 @@ pub struct State {
     pub gpus: Option<crate::event::GpuStatus>,
     /// What the TUI shows (`None` headless).
     pub view: Option<view::View>,
+    /// The job indices with every job before the jobs that need it.
+    pub order: Vec<usize>,
+    /// The exit code of `--once`: the first failure's, else 0.
+    pub exit_code: u8,
     next_key: u64,
 }
 
 impl State {
     /// A loop over `jobs` with nothing running yet.
     pub fn new(jobs: Vec<JobSpec>, coalescing: Coalescing, mode: Mode) -> Self {
-        let jobs = jobs
+        let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
+        let jobs: Vec<JobState> = jobs
             .into_iter()
             .map(|spec| JobState {
+                needs: spec
+                    .needs
+                    .iter()
+                    .filter_map(|need| names.iter().position(|n| n == need))
+                    .collect(),
                 spec,
                 active: None,
                 pending: None,
@@ -196,8 +211,10 @@ impl State {
                 last_ended_at: None,
                 echo: echo::EchoDetector::default(),
                 baseline: Vec::new(),
+                waiting: false,
             })
             .collect();
+        let order = needs_first(&jobs);
         Self {
             mode,
             root: std::path::PathBuf::new(),
@@ -207,8 +224,25 @@ impl State {
             quitting: false,
             gpus: None,
             view: None,
+            order,
+            exit_code: 0,
             next_key: 0,
         }
+    }
+
+    /// The first job that job `index` needs and that has not passed since it last ran (running,
+    /// about to run, waiting itself, failed, or not run yet in this loop).
+    pub fn unmet_need(&self, index: usize) -> Option<usize> {
+        self.jobs[index].needs.iter().copied().find(|&need| {
+            let job = &self.jobs[need];
+            job.active.is_some()
+                || job.pending.is_some()
+                || job.waiting
+                || job
+                    .last
+                    .as_ref()
+                    .is_none_or(|last| last.outcome != crate::report::Outcome::Pass)
+        })
     }
 
     /// The job index and run for `key`, if that run is still active.
@@ -224,8 +258,30 @@ impl State {
         self.jobs.iter().any(|job| job.active.is_some())
     }
 
+    /// The jobs that need job `index`, needed ones first.
+    pub fn dependents(&self, index: usize) -> Vec<usize> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|&j| self.jobs[j].needs.contains(&index))
+            .collect()
+    }
+
     fn next_key(&mut self) -> RunKey {
         self.next_key += 1;
         RunKey(self.next_key)
     }
+}
+
+/// Job indices ordered so that every job comes after the jobs it needs (config order
+/// otherwise). The config refuses circles; were there one, its jobs keep config order.
+fn needs_first(jobs: &[JobState]) -> Vec<usize> {
+    let mut order = Vec::with_capacity(jobs.len());
+    while order.len() < jobs.len() {
+        let ready = (0..jobs.len())
+            .find(|i| !order.contains(i) && jobs[*i].needs.iter().all(|n| order.contains(n)))
+            .or_else(|| (0..jobs.len()).find(|i| !order.contains(i)));
+        order.extend(ready);
+    }
+    order
 }

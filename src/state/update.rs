@@ -2,6 +2,7 @@
 //! stop (coalescing, `on_change`, timeouts, the SIGTERM-then-SIGKILL grace, quitting) and returns
 //! what should happen as `Effect`s. No I/O, so it is tested with constructed events and times.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::echo::ECHO_WINDOW;
@@ -28,20 +29,73 @@ pub const EXIT_SPAWN_FAILED: u8 = 127;
 /// Starts a run of every job (looptop's start, unless postponed).
 pub fn start_all(state: &mut State) -> Vec<Effect> {
     let mut effects = Vec::new();
-    for index in 0..state.jobs.len() {
-        start_run(state, index, Trigger::default(), false, &mut effects);
+    for index in state.order.clone() {
+        match state.unmet_need(index) {
+            Some(need) => wait_for(state, index, need, &mut effects),
+            None => start_run(state, index, Trigger::default(), false, &mut effects),
+        }
     }
     effects
+}
+
+/// Job `index` cannot run before job `need` has passed: it waits, and says so once.
+fn wait_for(state: &mut State, index: usize, need: usize, effects: &mut Vec<Effect>) {
+    let need_name = state.jobs[need].spec.name.clone();
+    let job = &mut state.jobs[index];
+    if !job.waiting {
+        job.waiting = true;
+        let message = format!("`{}` waits for `{need_name}` to pass (needs)", job.spec.name);
+        effects.push(Effect::Report(Report::Notice(Notice::info(message))));
+    }
+}
+
+/// Job `index` is over: the jobs that need it run if it passed and nothing else holds them
+/// (again after every pass, in watch mode; once, with `--once`).
+fn run_dependents(state: &mut State, index: usize, passed: bool, now: Instant, effects: &mut Vec<Effect>) {
+    let name = state.jobs[index].spec.name.clone();
+    for dependent in state.dependents(index) {
+        let job = &state.jobs[dependent];
+        if state.mode == Mode::Once && (job.last.is_some() || job.active.is_some()) {
+            continue;
+        }
+        if !passed {
+            if job.waiting {
+                let message = match state.mode {
+                    Mode::Watch => format!("`{}` waits for `{name}` to pass", job.spec.name),
+                    _ => format!("`{}` does not run: `{name}` did not pass", job.spec.name),
+                };
+                effects.push(Effect::Report(Report::Notice(Notice::warn(message))));
+            }
+            continue;
+        }
+        if let Some(other) = state.unmet_need(dependent) {
+            wait_for(state, dependent, other, effects);
+            continue;
+        }
+        let job = &mut state.jobs[dependent];
+        job.waiting = false;
+        let trigger = job.pending.take().unwrap_or_default();
+        let message = format!("`{name}` passed: running `{}`", job.spec.name);
+        effects.push(Effect::Report(Report::Notice(Notice::info(message))));
+        if job.active.is_some() {
+            on_change(state, dependent, trigger, now, now, effects);
+        } else {
+            start_run(state, dependent, trigger, false, effects);
+        }
+    }
 }
 
 /// Applies one event at time `now` and returns what should happen next.
 pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
     let mut effects = Vec::new();
     match event {
-        Event::FilesChanged { paths, rescan, at } => {
+        Event::FilesChanged { changes, rescan, at } => {
             let paused = state.view.as_ref().is_some_and(|v| v.paused);
             if state.mode == Mode::Watch && !state.quitting && !paused {
-                state.burst.get_or_insert_with(|| Burst::new(at)).add(paths, rescan, at);
+                state
+                    .burst
+                    .get_or_insert_with(|| Burst::new(at))
+                    .add(changes, rescan, at);
             }
         }
         Event::RunSpawned {
@@ -74,7 +128,7 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
                 job.last_ended_at = Some(now);
                 let message = format!("cannot start job `{}` ({}): {error}", job.spec.name, job.spec.command);
                 effects.push(Effect::Report(Report::Notice(Notice::error(message))));
-                after_run(state, index, EXIT_SPAWN_FAILED, &mut effects);
+                after_run(state, index, EXIT_SPAWN_FAILED, now, &mut effects);
             }
         }
         Event::RunOutput { key, stream, bytes } => output(state, key, stream, bytes, now, &mut effects),
@@ -197,7 +251,7 @@ fn sampled(state: &mut State, sample: Box<crate::sample::Sample>, effects: &mut 
 
 /// The next time `update` must be called with `Event::Tick` even if nothing else happens.
 pub fn next_wakeup(state: &State) -> Option<Instant> {
-    let burst = state.burst.as_ref().map(|b| b.due_at(state.coalescing));
+    let burst = state.burst.as_ref().and_then(|b| b.due_at(state.coalescing));
     let runs = state.jobs.iter().filter_map(|job| {
         let run = job.active.as_ref()?;
         let timeout = timeout_deadline(job.spec.timeout, run);
@@ -213,8 +267,14 @@ pub fn next_wakeup(state: &State) -> Option<Instant> {
 
 /// Carries out whatever is due at `now`: a finished burst, timeouts, signals.
 fn advance(state: &mut State, now: Instant, effects: &mut Vec<Effect>) {
-    if state.burst.as_ref().is_some_and(|b| now >= b.due_at(state.coalescing)) {
+    if state
+        .burst
+        .as_ref()
+        .and_then(|b| b.due_at(state.coalescing))
+        .is_some_and(|due| now >= due)
+    {
         if let Some(burst) = state.burst.take() {
+            state.burst = burst.still_writing(now);
             fire(state, burst, now, effects);
         }
     }
@@ -285,7 +345,7 @@ fn finish_run(state: &mut State, index: usize, cpu: crate::event::CpuTime, now: 
         let code = finished.process_exit_code();
         job.last = Some(finished.clone());
         effects.push(Effect::Report(Report::RunFinished(finished)));
-        after_run(state, index, code, effects);
+        after_run(state, index, code, now, effects);
     }
 }
 
@@ -299,13 +359,13 @@ fn timeout_deadline(timeout: Option<Duration>, run: &ActiveRun) -> Option<Instan
 
 /// A burst is over: every job it concerns gets the changes.
 fn fire(state: &mut State, burst: Burst, now: Instant, effects: &mut Vec<Effect>) {
-    for index in 0..state.jobs.len() {
+    // Needed jobs first: a job whose need starts now waits for it instead of racing it.
+    for index in state.order.clone() {
         let spec = &state.jobs[index].spec;
         let paths: Vec<_> = burst
-            .paths
-            .iter()
+            .changed_paths()
             .filter(|p| spec.is_triggered_by(p))
-            .cloned()
+            .map(Path::to_path_buf)
             .collect();
         // Changes past the kept paths, or lost by the watcher, may concern any job: run rather than miss one.
         if paths.is_empty() && burst.more == 0 && !burst.rescan {
@@ -330,6 +390,18 @@ pub(super) fn on_change(
     now: Instant,
     effects: &mut Vec<Effect>,
 ) {
+    if state.jobs[index].active.is_none() {
+        if let Some(need) = state.unmet_need(index) {
+            // It runs when `need` passes, with these changes: files the needed job writes
+            // while it runs start nothing of their own.
+            state.jobs[index]
+                .pending
+                .get_or_insert_with(Trigger::default)
+                .merge(trigger);
+            wait_for(state, index, need, effects);
+            return;
+        }
+    }
     let job = &mut state.jobs[index];
     let Some(run) = job.active.as_mut() else {
         let just_after_a_run = job.last_ended_at.is_some_and(|ended| changed_at <= ended + ECHO_WINDOW);
@@ -430,7 +502,10 @@ pub(super) fn request_stop(run: &mut ActiveRun, reason: StopReason, grace: Durat
 }
 
 /// A run's group is gone: what happens next for its job and for looptop.
-fn after_run(state: &mut State, index: usize, exit_code: u8, effects: &mut Vec<Effect>) {
+fn after_run(state: &mut State, index: usize, exit_code: u8, now: Instant, effects: &mut Vec<Effect>) {
+    if state.exit_code == 0 {
+        state.exit_code = exit_code;
+    }
     if let Mode::Repeat { left } = &mut state.mode {
         if *left > 0 && !state.quitting {
             *left -= 1;
@@ -438,20 +513,26 @@ fn after_run(state: &mut State, index: usize, exit_code: u8, effects: &mut Vec<E
             return;
         }
     }
-    if matches!(state.mode, Mode::Once | Mode::Repeat { .. }) {
-        if !state.any_active() {
-            effects.push(Effect::Exit(exit_code));
-        }
-        return;
-    }
     if state.quitting {
         if !state.any_active() {
-            effects.push(Effect::Exit(0));
+            let code = if state.mode == Mode::Watch { 0 } else { state.exit_code };
+            effects.push(Effect::Exit(code));
         }
         return;
     }
-    if let Some(pending) = state.jobs[index].pending.take() {
-        start_run(state, index, pending, true, effects);
+    let passed = exit_code == 0
+        && state.jobs[index]
+            .last
+            .as_ref()
+            .is_some_and(|last| last.outcome == Outcome::Pass);
+    if state.mode == Mode::Watch {
+        if let Some(pending) = state.jobs[index].pending.take() {
+            start_run(state, index, pending, true, effects);
+        }
+    }
+    run_dependents(state, index, passed, now, effects);
+    if matches!(state.mode, Mode::Once | Mode::Repeat { .. }) && !state.any_active() {
+        effects.push(Effect::Exit(state.exit_code));
     }
 }
 
@@ -569,7 +650,7 @@ fn outcome(run: &ActiveRun) -> Outcome {
 mod tests {
     use super::*;
     use crate::config::{JobCommand, JobSpec};
-    use crate::event::{CpuTime, ExitStatus, RunKey};
+    use crate::event::{Change, ChangeKind, CpuTime, ExitStatus, RunKey};
     use std::path::PathBuf;
     use std::time::SystemTime;
 
@@ -648,7 +729,7 @@ mod tests {
 
     fn change(state: &mut State, path: &str, at: Instant) -> Vec<Effect> {
         let event = Event::FilesChanged {
-            paths: vec![PathBuf::from(path)],
+            changes: vec![Change::new(path, ChangeKind::Changed)],
             rescan: false,
             at,
         };
@@ -922,5 +1003,59 @@ mod tests {
             Instant::now(),
         );
         assert!(effects.contains(&Effect::Exit(EXIT_SPAWN_FAILED)));
+    }
+
+    #[test]
+    fn a_job_waits_for_the_job_it_needs_and_runs_after_each_pass() {
+        let t0 = Instant::now();
+        let mut consume = job(OnChange::Restart);
+        consume.name = "consume".into();
+        consume.needs = vec!["prepare".into()];
+        let mut prepare = job(OnChange::Restart);
+        prepare.name = "prepare".into();
+        let mut globs = globset::GlobSetBuilder::new();
+        globs.add(globset::Glob::new("prepare.sql").expect("glob"));
+        prepare.watch = Some(globs.build().expect("globs"));
+        let mut state = State::new(vec![consume, prepare], COALESCING, Mode::Watch);
+        let effects = start_all(&mut state);
+        let first = started_key(&effects).expect("prepare starts");
+        assert_eq!(
+            effects
+                .iter()
+                .filter(|e| matches!(e, Effect::StartRun { job: 1, .. }))
+                .count(),
+            1
+        );
+        assert!(state.jobs[0].waiting && state.jobs[0].active.is_none());
+        spawn(&mut state, first, t0);
+        // What prepare writes while it runs starts nothing.
+        change(&mut state, "data.parquet", ms_after(t0, 1));
+        assert!(update(&mut state, Event::Tick, ms_after(t0, 10))
+            .iter()
+            .all(|e| !matches!(e, Effect::StartRun { .. })));
+        // A failed prepare holds consume back; a passing one runs it with the changes made meanwhile.
+        let effects = exit(&mut state, first, Some(1), None, ms_after(t0, 20));
+        assert!(started_key(&effects).is_none() && state.jobs[0].waiting);
+        change(&mut state, "prepare.sql", ms_after(t0, 30));
+        let effects = update(&mut state, Event::Tick, ms_after(t0, 40));
+        let starts: Vec<usize> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::StartRun { job, .. } => Some(*job),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts, [1], "only prepare runs on the change");
+        let second = started_key(&effects).expect("prepare again");
+        spawn(&mut state, second, ms_after(t0, 40));
+        let effects = exit(&mut state, second, Some(0), None, ms_after(t0, 50));
+        match effects.iter().find(|e| matches!(e, Effect::StartRun { .. })) {
+            Some(Effect::StartRun { job: 0, trigger, .. }) => assert_eq!(
+                trigger.paths,
+                [PathBuf::from("data.parquet"), PathBuf::from("prepare.sql")]
+            ),
+            other => panic!("consume should start after prepare passed: {other:?}"),
+        }
+        assert!(!state.jobs[0].waiting);
     }
 }

@@ -51,6 +51,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now
                 (format!("running {since:.1} s"), theme.running)
             }
             None if view.paused => ("paused".to_string(), theme.warn),
+            None if job.waiting => {
+                let needs: Vec<&str> = job.needs.iter().map(|&n| state.jobs[n].spec.name.as_str()).collect();
+                (format!("waiting for {}", needs.join(", ")), theme.warn)
+            }
             None => ("watching".to_string(), theme.dim),
         };
         first.push(Span::styled(what, style));

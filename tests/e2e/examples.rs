@@ -2,41 +2,13 @@
 
 use std::path::Path;
 
-use crate::harness::Project;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read example") {
-        let entry = entry.expect("entry");
-        let kind = entry.file_type().expect("type");
-        let name = entry.file_name();
-        // Leave out what running the example leaves behind.
-        if [
-            ".looptop",
-            "__pycache__",
-            ".pytest_cache",
-            "checkpoints",
-            "events.csv",
-            "events.parquet",
-        ]
-        .iter()
-        .any(|skip| name == *skip)
-        {
-            continue;
-        }
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &to.join(&name));
-        } else {
-            std::fs::copy(entry.path(), to.join(&name)).expect("copy");
-        }
-    }
-}
+use crate::harness::{copy_tree, Project};
 
 #[test]
 fn the_quickstart_jobs_pass() {
     let project = Project::new();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
-    copy_dir(&example, &project.path());
+    copy_tree(&example, &project.path());
     for job in ["test", "train"] {
         let done = project.run(&["run", "--once", "--trust", "--job", job]);
         assert!(done.status.success(), "job {job}: {}\n{}", done.stdout, done.stderr);
@@ -54,7 +26,7 @@ fn the_quickstart_jobs_pass() {
 fn the_ml_project_jobs_pass_and_say_what_they_see() {
     let project = Project::new();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ml-project");
-    copy_dir(&example, &project.path());
+    copy_tree(&example, &project.path());
     let finished = |job: &str| {
         let done = project.run(&["run", "--once", "--json", "--trust", "--job", job]);
         assert!(done.status.success(), "job {job}: {}", done.stderr);

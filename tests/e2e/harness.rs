@@ -52,6 +52,20 @@ impl Project {
         std::fs::write(path, content).expect("write");
     }
 
+    /// The environment `looptop` gets here, as `KEY=value` words for a shell command line
+    /// (for a looptop started in tmux).
+    pub fn env_assignments(&self) -> String {
+        [
+            ("XDG_DATA_HOME".to_string(), self.data_home.path().display().to_string()),
+            ("NO_COLOR".to_string(), "1".to_string()),
+        ]
+        .into_iter()
+        .chain(self.env.iter().cloned())
+        .map(|(key, value)| format!("{key}={}", sh_quote(&value)))
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+
     /// A looptop command in the project directory.
     pub fn looptop(&self, args: &[&str]) -> Command {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin("looptop"));
@@ -293,4 +307,95 @@ pub fn trigger(event: &Value) -> Vec<String> {
         .as_array()
         .map(|list| list.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default()
+}
+
+/// `text` as one word for sh.
+pub fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// A tmux session running a command; killed when dropped.
+pub struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    pub fn start(dir: &Path, command: &str) -> Self {
+        static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let number = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("looptop-e2e-{}-{number}", std::process::id());
+        let status = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "40", "-c"])
+            .arg(dir)
+            .arg(command)
+            .env("TERM", "xterm-256color")
+            .status()
+            .expect("tmux is installed");
+        assert!(status.success(), "tmux new-session failed");
+        Self { name }
+    }
+
+    pub fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn keys(&self, keys: &str) {
+        let status = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, keys])
+            .status()
+            .expect("send-keys");
+        assert!(status.success());
+    }
+
+    /// Waits until the screen shows `text`; returns the screen.
+    pub fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "the screen never showed {text:?}:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
+    }
+}
+
+/// Copies an example's tree from `from` into `to`, leaving out what running it leaves behind.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read example") {
+        let entry = entry.expect("entry");
+        let kind = entry.file_type().expect("type");
+        let name = entry.file_name();
+        // Leave out what running the example leaves behind.
+        if [
+            ".looptop",
+            "__pycache__",
+            ".pytest_cache",
+            "checkpoints",
+            "events.csv",
+            "events.parquet",
+        ]
+        .iter()
+        .any(|skip| name == *skip)
+        {
+            continue;
+        }
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).expect("copy");
+        }
+    }
 }

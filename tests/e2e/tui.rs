@@ -2,66 +2,9 @@
 //! reruns on a file change, `?` shows the help, `q` quits leaving the shell usable, and no
 //! process of the job survives.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{gone_within, read_pid, Project, PATIENCE};
-
-/// A tmux session running a command; killed when dropped.
-struct Tmux {
-    name: String,
-}
-
-impl Tmux {
-    fn start(dir: &Path, command: &str) -> Self {
-        let name = format!("looptop-e2e-{}-{}", std::process::id(), dir.display().to_string().len());
-        let status = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "40", "-c"])
-            .arg(dir)
-            .arg(command)
-            .env("TERM", "xterm-256color")
-            .status()
-            .expect("tmux is installed");
-        assert!(status.success(), "tmux new-session failed");
-        Self { name }
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.name])
-            .output()
-            .expect("capture-pane");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &str) {
-        let status = Command::new("tmux")
-            .args(["send-keys", "-t", &self.name, keys])
-            .status()
-            .expect("send-keys");
-        assert!(status.success());
-    }
-
-    /// Waits until the screen shows `text`; returns the screen.
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return screen;
-            }
-            assert!(Instant::now() < deadline, "the screen never showed {text:?}:\n{screen}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
-    }
-}
+use crate::harness::{gone_within, read_pid, Project, Tmux, PATIENCE};
 
 #[test]
 fn the_tui_runs_reruns_helps_and_quits_cleanly() {

@@ -6,6 +6,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The guard that stops the jobs of a looptop that died (see sources::guard).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == looptop::sources::guard::GUARD_ARG)
+    {
+        return ExitCode::from(looptop::sources::guard::run());
+    }
     let cli = looptop::cli::Cli::parse();
     if cli.command.is_none() {
         // The TUI shows looptop's own log in a pane (`l`).

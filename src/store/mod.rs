@@ -7,8 +7,11 @@
 //! history`, `query`, `export`, another looptop starting) wait and retry while it is busy. Two
 //! looptops in one project, or a query during a run, just take turns.
 
+pub mod data_dir;
+pub mod journal;
 pub mod reader;
 pub mod recorder;
+pub mod run_row;
 pub mod samples;
 pub mod schema;
 pub mod table;
@@ -67,6 +70,9 @@ pub enum StoreError {
     /// DuckDB refused a statement.
     #[error("{0}")]
     Sql(String),
+    /// The file or its directory is a symbolic link (see `data_dir`).
+    #[error("{0}")]
+    Unsafe(String),
 }
 
 /// How a connection is opened.
@@ -87,7 +93,10 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
             })
         }
         Access::Write => {
+            let refuse = |e: data_dir::UnsafePath| StoreError::Unsafe(e.to_string());
+            data_dir::refuse_link(path).map_err(refuse)?;
             if let Some(dir) = path.parent() {
+                data_dir::refuse_link(dir).map_err(refuse)?;
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Unwritable {
                     path: path.to_path_buf(),
                     detail: e.to_string(),
@@ -128,7 +137,11 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
 pub fn classify(path: &Path, error: &duckdb::Error) -> StoreError {
     let detail = error.to_string();
     let path = path.to_path_buf();
-    if detail.contains("Could not set lock") || detail.contains("Conflicting lock") {
+    // "Could not read enough bytes": the file was read while another process was writing it.
+    if detail.contains("Could not set lock")
+        || detail.contains("Conflicting lock")
+        || detail.contains("Could not read enough bytes")
+    {
         StoreError::Busy { path, detail }
     } else if detail.contains("not a valid DuckDB database")
         || detail.contains("database file with version")

@@ -10,6 +10,7 @@ mod history;
 mod init;
 mod metrics_and_queries;
 mod output;
+mod safety;
 mod sampling;
 mod stopping;
 mod tui;

@@ -81,6 +81,10 @@ pub enum Recorded {
     Delayed,
 }
 
+/// The first pause before the history file is tried again, and the longest.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// Whether an error may pass by itself (another process has the file), so writes wait for it.
 fn is_transient(error: &StoreError) -> bool {
     matches!(error, StoreError::Busy { .. })
@@ -263,6 +267,8 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>, pendin
     let mut loads: Vec<(String, Deliver)> = Vec::new();
     let mut dropped_samples = 0usize;
     let mut listening = true;
+    // How long to wait before the next try while the file cannot be opened (doubles each time).
+    let mut pause = RETRY_FIRST;
     // Each answered write, whatever its outcome, is no longer pending.
     let answer = |ack: Ack, result: Result<(), StoreError>| {
         pending.fetch_sub(1, Ordering::SeqCst);
@@ -275,7 +281,7 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>, pendin
             None
         } else if waiting {
             // Writes are waiting for a busy file: take new requests, but try again soon.
-            match rx.recv_timeout(Duration::from_millis(200)) {
+            match rx.recv_timeout(pause) {
                 Ok(request) => Some(request),
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -322,12 +328,28 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>, pendin
             Ok(conn)
         });
         let conn = match opened {
-            Ok(conn) => conn,
-            // Busy: everything waits, in order, for the next try.
-            Err(e) if is_transient(&e) => {
-                for (_, ack) in &queue {
-                    let _ = ack.send(Err(e.clone()));
+            Ok(conn) => {
+                pause = RETRY_FIRST;
+                conn
+            }
+            // Busy, or an error DuckDB has not given before on a file that was fine this
+            // session (another process midway through writing it): everything waits, in order,
+            // for the next try. Finished runs are in the journal meanwhile.
+            Err(e) if is_transient(&e) || (ready && matches!(e, StoreError::Sql(_))) => {
+                if pause == RETRY_FIRST {
+                    log::info!("history: {e}; retrying");
                 }
+                for (_, ack) in &queue {
+                    let _ = ack.send(Err(StoreError::Busy {
+                        path: path.to_path_buf(),
+                        detail: e.to_string(),
+                    }));
+                }
+                if !listening {
+                    // Nothing else to wait on while looptop stops.
+                    std::thread::sleep(pause);
+                }
+                pause = (pause * 2).min(RETRY_MAX);
                 continue;
             }
             Err(e) => {

@@ -278,3 +278,54 @@ fn kill_9_of_looptop_stops_its_running_job() {
     }
     assert!(stopped, "the job outlived a kill -9 of looptop");
 }
+
+#[test]
+fn two_looptops_and_queries_on_one_history_lose_no_finished_run() {
+    let project = Project::new();
+    // Each job writes into the watched tree, so both looptops rerun as fast as they can.
+    let mut first = project.spawn(&["--", "date > one.txt"]);
+    let mut second = project.spawn(&["--", "date > two.txt"]);
+    first.wait_watching();
+    second.wait_watching();
+    project.write("go.txt", "go\n");
+    let mut finished = Vec::new();
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        let done = project.run(&["query", "SELECT count(*) AS n FROM runs", "--json"]);
+        assert!(
+            done.status.success(),
+            "a query during recording failed: {}",
+            done.stderr
+        );
+        for session in [&mut first, &mut second] {
+            while let Some(event) = session.next_within("run_finished", Duration::from_millis(1)) {
+                finished.push(event["run_id"].as_str().expect("run id").to_string());
+            }
+        }
+    }
+    for session in [&first, &second] {
+        let off = session
+            .seen
+            .iter()
+            .any(|e| e["message"].as_str().is_some_and(|m| m.contains("history is off")));
+        assert!(!off, "history stayed on: {:#?}", session.seen);
+    }
+    assert!(first.interrupt().success());
+    assert!(second.interrupt().success());
+    assert!(finished.len() >= 4, "both looptops ran: {finished:?}");
+    let rows = query(
+        &project,
+        "SELECT run_id::VARCHAR AS id FROM runs WHERE outcome <> 'running'",
+    );
+    let recorded: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    for run_id in &finished {
+        assert!(
+            recorded.contains(&run_id.as_str()),
+            "run {run_id} was reported finished but is not recorded"
+        );
+    }
+    assert_eq!(
+        query(&project, "SELECT count(*) AS n FROM runs WHERE outcome = 'running'")[0]["n"],
+        0
+    );
+}

@@ -64,6 +64,12 @@ pub async fn run_loop(
         }
         let effects = update(&mut state, event, Instant::now());
         if let Some(code) = carry_out(effects, &state, &mut runner, &mut sinks, &mut own) {
+            // Notices found on the way out (a process that outlived the last run) are still said.
+            for event in own {
+                if let Event::Notice(notice) = event {
+                    sinks.report(&Report::Notice(notice));
+                }
+            }
             return (code, sinks);
         }
         sinks.frontend.show(&state, Instant::now());

@@ -4,6 +4,13 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The guard that stops the jobs of a looptop that died (see sources::guard).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == looptop::sources::guard::GUARD_ARG)
+    {
+        return ExitCode::from(looptop::sources::guard::run());
+    }
     let cli = looptop::cli::Cli::parse_checked();
     if cli.command.is_none() {
         // The TUI shows looptop's own log in a pane (`l`).

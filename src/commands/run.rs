@@ -196,6 +196,15 @@ pub fn run_engine(
             history_delayed: false,
             answers: view.is_some().then(|| tx.clone()),
         };
+        // Before anything is written: a `.looptop` that is a link (or a file) stops looptop here.
+        let log_dir = match runner::LogDir::prepare(&root) {
+            Ok(dir) => Some(dir),
+            Err(e) if e.is_refusal() => return Err(Failure::usage(e.to_string())),
+            Err(e) => {
+                log::warn!("{e}; output is shown but not kept");
+                None
+            }
+        };
         match Recorder::start(&config.history_path, &root) {
             Ok((recorder, interrupted)) => {
                 if interrupted > 0 {
@@ -214,16 +223,6 @@ pub fn run_engine(
             log::warn!("cannot become a child subreaper ({e}): CPU time of orphaned grandchildren is not counted");
         }
         forward_signals(tx.clone()).map_err(|e| Failure::runtime(format!("cannot handle signals: {e}")))?;
-        let log_dir = match runner::prepare_log_dir(&root) {
-            Ok(dir) => Some(dir),
-            Err(e) => {
-                log::warn!(
-                    "cannot write run logs under {}: {e}; output is shown but not kept",
-                    root.join(".looptop").display()
-                );
-                None
-            }
-        };
         if mode == Mode::Watch {
             watcher::spawn(root.clone(), &config.watch, tx.clone())
                 .map_err(|e| Failure::runtime(format!("cannot start the file watcher: {e}")))?;
@@ -238,7 +237,7 @@ pub fn run_engine(
         if let Some(input) = input {
             input(tx.clone());
         }
-        let runner = runner::Runner::new(tx, log_dir, job_color);
+        let runner = runner::Runner::new(tx, log_dir, job_color).guarded();
         let history = History::open(&config.history_path).ok();
         let mut state = State::new(jobs, coalescing, mode);
         state.root = root.clone();

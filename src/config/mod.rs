@@ -336,10 +336,19 @@ pub fn find_config_file(start: &Path) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Parses a humantime duration such as "10m", "2s" or "250ms".
+/// The longest duration looptop takes (a timeout or grace beyond it would overflow the clock).
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses a humantime duration such as "10m", "2s" or "250ms", up to `MAX_DURATION`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like \"2s\", \"500ms\" or \"10m\""))
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like \"2s\", \"500ms\" or \"10m\""))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "`{text}` is too long: looptop takes durations up to 366d; leave the setting out for no limit"
+        ));
+    }
+    Ok(duration)
 }
 
 type At<'a> = dyn Fn(std::ops::Range<usize>, String) -> ConfigError + 'a;

@@ -1,5 +1,6 @@
 //! Sources: each turns part of the world into `Event`s on the loop's channel.
 
+pub mod guard;
 pub mod ignore_rules;
 pub mod runner;
 pub mod sampler;

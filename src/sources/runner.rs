@@ -6,7 +6,7 @@
 //! looptop makes itself a child subreaper at start, so a job's orphaned grandchildren are
 //! reparented to looptop instead of init: they are reaped here and their CPU time counted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -23,8 +23,10 @@ use tokio::sync::mpsc;
 use crate::config::{JobCommand, JobSpec};
 use crate::effect::StopSignal;
 use crate::event::{CpuTime, Event, ExitStatus, Notice, RunKey, Stream};
+use crate::sources::guard::Guard;
 use crate::sources::spawn::spawn_session_leader;
 use crate::state::Trigger;
+use crate::store::data_dir::{self, UnsafePath};
 
 /// Bytes read from a pipe at a time; with the loop's bounded channel this bounds the memory a
 /// flood of output can take.
@@ -32,7 +34,7 @@ pub const CHUNK_BYTES: usize = 16 * 1024;
 /// How long a finished run waits for its output to drain (a process that escaped the group may
 /// hold the pipe open forever).
 const DRAIN_WAIT: Duration = Duration::from_millis(500);
-/// Logs kept in `.looptop/logs`; older ones are removed at start.
+/// Logs kept in `.looptop/logs`; the oldest go as new ones are written.
 pub const LOGS_KEPT: usize = 500;
 
 /// Makes looptop the reaper of its descendants' orphans (Linux `PR_SET_CHILD_SUBREAPER`).
@@ -44,24 +46,38 @@ pub fn become_subreaper() -> std::io::Result<()> {
 #[derive(Debug)]
 pub struct Runner {
     tx: mpsc::Sender<Event>,
-    log_dir: Option<PathBuf>,
+    log_dir: Option<LogDir>,
     force_color: bool,
     groups: HashMap<RunKey, Pid>,
     /// Processes that left their run's group, already reported.
     escapees: HashSet<i32>,
+    /// Stops the running jobs if looptop dies without stopping them.
+    guard: Option<Guard>,
 }
 
 impl Runner {
     /// A runner that reports to `tx` and writes logs into `log_dir` (if given).
     /// `force_color` asks jobs for colored output even though they write to a pipe.
-    pub fn new(tx: mpsc::Sender<Event>, log_dir: Option<PathBuf>, force_color: bool) -> Self {
+    pub fn new(tx: mpsc::Sender<Event>, log_dir: Option<LogDir>, force_color: bool) -> Self {
         Self {
             tx,
             log_dir,
             force_color,
             groups: HashMap::new(),
             escapees: HashSet::new(),
+            guard: None,
         }
+    }
+
+    /// Starts the guard (see `guard`), so that a `kill -9` of looptop does not leave its jobs
+    /// running; says so if it cannot.
+    #[must_use]
+    pub fn guarded(mut self) -> Self {
+        match Guard::start() {
+            Ok(guard) => self.guard = Some(guard),
+            Err(e) => log::warn!("cannot start the guard ({e}): if looptop is killed, its running job is left running"),
+        }
+        self
     }
 
     /// Starts a run; returns `RunSpawned` or `SpawnFailed` for the loop to apply.
@@ -89,6 +105,9 @@ impl Runner {
         let pid = spawned.pid;
         let pgid = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
         self.groups.insert(key, pgid);
+        if let Some(guard) = self.guard.as_mut() {
+            guard.watch(pgid.as_raw());
+        }
         let (done_tx, done_rx) = std_mpsc::channel::<()>();
         self.pump(key, Stream::Stdout, spawned.stdout, log_file.clone(), done_tx.clone());
         self.pump(key, Stream::Stderr, spawned.stderr, log_file, done_tx);
@@ -131,10 +150,16 @@ impl Runner {
     /// process group (setsid): as their subreaper looptop reaps them once they exit, and says
     /// once of each one still running that it outlived its run.
     pub fn forget(&mut self, key: RunKey) -> Vec<Notice> {
-        self.groups.remove(&key);
+        if let (Some(pgid), Some(guard)) = (self.groups.remove(&key), self.guard.as_mut()) {
+            guard.release(pgid.as_raw());
+        }
         let own_group = nix::unistd::getpgrp().as_raw();
+        let guard = self.guard.as_ref().map(Guard::pid);
         let mut notices = Vec::new();
         for child in children_of_this_process() {
+            if Some(child) == guard {
+                continue;
+            }
             let Some(stat) = ProcStat::read(child) else { continue };
             let in_a_run = self.groups.values().any(|group| group.as_raw() == stat.group);
             if stat.group == own_group || in_a_run {
@@ -190,13 +215,12 @@ impl Runner {
         command
     }
 
-    fn open_log(&self, run_id: &str) -> Option<(PathBuf, File)> {
-        let dir = self.log_dir.as_ref()?;
-        let path = dir.join(format!("{run_id}.log"));
-        match File::options().create(true).append(true).open(&path) {
-            Ok(file) => Some((path, file)),
+    fn open_log(&mut self, run_id: &str) -> Option<(PathBuf, File)> {
+        let dir = self.log_dir.as_mut()?;
+        match dir.create(run_id) {
+            Ok(opened) => Some(opened),
             Err(e) => {
-                log::warn!("cannot write {}: {e}", path.display());
+                log::warn!("cannot write a log in {}: {e}", dir.path.display());
                 None
             }
         }
@@ -246,28 +270,71 @@ impl Runner {
     }
 }
 
-/// Prepares `.looptop/logs` under `root` (ignored by git) and trims it to `LOGS_KEPT` files.
-pub fn prepare_log_dir(root: &Path) -> std::io::Result<PathBuf> {
-    let data = root.join(".looptop");
-    let logs = data.join("logs");
-    std::fs::create_dir_all(&logs)?;
-    let gitignore = data.join(".gitignore");
-    if !gitignore.exists() {
-        std::fs::write(&gitignore, "# looptop's run logs and history\n*\n")?;
-    }
-    let mut names: Vec<PathBuf> = std::fs::read_dir(&logs)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    if names.len() > LOGS_KEPT {
+/// `.looptop/logs`: one `<run id>.log` per run, at most `LOGS_KEPT` of them. Only files named
+/// like looptop's own logs are ever deleted, and only inside a real directory (see
+/// `store::data_dir`); anything else put there is left alone.
+#[derive(Debug)]
+pub struct LogDir {
+    path: PathBuf,
+    /// looptop's logs in the directory, oldest first.
+    logs: VecDeque<PathBuf>,
+}
+
+impl LogDir {
+    /// Prepares `.looptop/logs` under `root` and trims it to `LOGS_KEPT` logs. A `.looptop` or
+    /// `logs` that is a link, a file or another user's is refused.
+    pub fn prepare(root: &Path) -> Result<Self, UnsafePath> {
+        let path = data_dir::prepare(root)?.join("logs");
+        data_dir::ensure_real_dir(&path)?;
+        let entries = std::fs::read_dir(&path).map_err(|e| UnsafePath::Io {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let mut logs: Vec<PathBuf> = entries.flatten().filter(is_own_log).map(|e| e.path()).collect();
         // Run ids are UUIDv7: their names sort by start time.
-        names.sort();
-        for old in &names[..names.len() - LOGS_KEPT] {
-            let _ = std::fs::remove_file(old);
+        logs.sort();
+        let mut dir = Self {
+            path,
+            logs: logs.into(),
+        };
+        dir.trim();
+        Ok(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates run `run_id`'s log (never through a link: the file must be new) and removes the
+    /// oldest log beyond `LOGS_KEPT`.
+    fn create(&mut self, run_id: &str) -> std::io::Result<(PathBuf, File)> {
+        let path = self.path.join(format!("{run_id}.log"));
+        let file = File::options().append(true).create_new(true).open(&path)?;
+        self.logs.push_back(path.clone());
+        self.trim();
+        Ok((path, file))
+    }
+
+    fn trim(&mut self) {
+        while self.logs.len() > LOGS_KEPT {
+            if let Some(old) = self.logs.pop_front() {
+                let _ = std::fs::remove_file(old);
+            }
         }
     }
-    Ok(logs)
+}
+
+/// Whether a directory entry is a log looptop wrote: a plain file (not a link) named
+/// `<UUIDv7>.log`, the way run ids are written.
+fn is_own_log(entry: &std::fs::DirEntry) -> bool {
+    let plain = entry.file_type().is_ok_and(|t| t.is_file());
+    let name = entry.file_name();
+    let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
+        return false;
+    };
+    plain
+        && uuid::Uuid::parse_str(stem).is_ok_and(|id| id.get_version_num() == 7 && id.hyphenated().to_string() == stem)
 }
 
 /// Waits for every process of the group (children of looptop: the main process and reparented
@@ -433,17 +500,37 @@ mod tests {
         );
     }
 
+    /// A name like a run id, from the distant past (so it sorts first).
+    fn old_log_name(i: usize) -> String {
+        format!("00000000-0000-7000-8000-{i:012}.log")
+    }
+
     #[test]
-    fn log_dir_is_created_ignored_and_trimmed() {
+    fn log_dir_is_created_ignored_and_trimmed_to_its_own_logs() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let logs = prepare_log_dir(dir.path()).expect("prepare");
+        let logs = LogDir::prepare(dir.path()).expect("prepare");
         assert!(dir.path().join(".looptop/.gitignore").is_file());
         for i in 0..LOGS_KEPT + 3 {
-            std::fs::write(logs.join(format!("{i:05}.log")), "x").expect("write");
+            std::fs::write(logs.path().join(old_log_name(i)), "x").expect("write");
         }
-        prepare_log_dir(dir.path()).expect("prepare again");
-        let left = std::fs::read_dir(&logs).expect("read").count();
-        assert_eq!(left, LOGS_KEPT);
-        assert!(!logs.join("00000.log").exists(), "the oldest logs go first");
+        // Not looptop's: kept whatever their number.
+        for name in ["notes.log", "00000000-0000-4000-8000-000000000000.log", "ABC.log"] {
+            std::fs::write(logs.path().join(name), "mine").expect("write");
+        }
+        let mut logs = LogDir::prepare(dir.path()).expect("prepare again");
+        let count = || {
+            std::fs::read_dir(dir.path().join(".looptop/logs"))
+                .expect("read")
+                .count()
+        };
+        assert_eq!(count(), LOGS_KEPT + 3);
+        assert!(!logs.path().join(old_log_name(0)).exists(), "the oldest logs go first");
+        assert!(logs.path().join("notes.log").exists());
+        // Each new log makes room for itself.
+        for _ in 0..5 {
+            logs.create(&uuid::Uuid::now_v7().to_string()).expect("create");
+        }
+        assert_eq!(count(), LOGS_KEPT + 3);
+        assert!(!logs.path().join(old_log_name(7)).exists());
     }
 }

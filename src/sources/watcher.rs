@@ -2,6 +2,10 @@
 //! kept directory non-recursively with inotify, adds directories as they appear, filters events
 //! through the ignore rules and sends `Event::FilesChanged` batches. When the inotify watch limit
 //! is hit it says so, with the sysctl line to raise it, and polls the directories left over.
+//!
+//! A watched directory of `[watch] paths` that is removed (`rm -rf src; mkdir src`) takes its
+//! watch with it; looptop says so, looks for it every `REWATCH_POLL`, and watches it again (with
+//! the files already in it) when it is back.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
@@ -18,6 +22,8 @@ use crate::report::count;
 
 /// How often directories are scanned when polling.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a removed watch root is looked for.
+pub const REWATCH_POLL: Duration = Duration::from_millis(100);
 const WATCHES_LIMIT_FILE: &str = "/proc/sys/fs/inotify/max_user_watches";
 
 type RawEvent = notify::Result<notify::Event>;
@@ -33,6 +39,8 @@ pub fn spawn(root: PathBuf, settings: &WatchSettings, tx: mpsc::Sender<Event>) -
             for path in &settings.paths {
                 watch.add_tree(path, None);
             }
+            watch.lost = settings.paths.iter().filter(|p| !p.is_dir()).cloned().collect();
+            watch.roots = settings.paths.clone();
             watch.notice(Notice::info(watch.summary()));
             watch.forward(&raw_rx);
         })
@@ -49,6 +57,10 @@ struct WatchSet {
     tx: mpsc::Sender<Event>,
     watched: usize,
     polled: usize,
+    /// The directories of `[watch] paths`.
+    roots: Vec<PathBuf>,
+    /// Those removed since they were watched, looked for until they are back.
+    lost: Vec<PathBuf>,
 }
 
 impl WatchSet {
@@ -68,6 +80,8 @@ impl WatchSet {
             tx,
             watched: 0,
             polled: 0,
+            roots: Vec::new(),
+            lost: Vec::new(),
         };
         for warning in std::mem::take(&mut set.rules.warnings) {
             set.notice(Notice::warn(format!("ignore rules: {warning}")));
@@ -184,11 +198,24 @@ impl WatchSet {
 
     /// Turns raw notify events into batches of changed paths until the loop goes away.
     fn forward(&mut self, raw_rx: &std_mpsc::Receiver<RawEvent>) {
-        while let Ok(first) = raw_rx.recv() {
+        loop {
+            let first = if self.lost.is_empty() {
+                raw_rx.recv().ok()
+            } else {
+                match raw_rx.recv_timeout(REWATCH_POLL) {
+                    Ok(event) => Some(event),
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            let closed = first.is_none() && self.lost.is_empty();
+            if closed {
+                return;
+            }
             let at = Instant::now();
             let mut changes = Vec::new();
             let mut rescan = false;
-            for raw in std::iter::once(first).chain(raw_rx.try_iter()) {
+            for raw in first.into_iter().chain(raw_rx.try_iter()) {
                 match raw {
                     Ok(event) => {
                         log::debug!("watch event {:?} {:?}", event.kind, event.paths);
@@ -201,6 +228,7 @@ impl WatchSet {
                     Err(e) => self.notice(Notice::warn(format!("file watcher: {e}"))),
                 }
             }
+            self.rewatch_returned(&mut changes);
             if changes.is_empty() && !rescan {
                 continue;
             }
@@ -219,10 +247,42 @@ impl WatchSet {
         }
     }
 
+    /// Watches again the roots that were removed and are back; their files count as changed.
+    fn rewatch_returned(&mut self, changes: &mut Vec<Change>) {
+        let (back, still_lost): (Vec<PathBuf>, Vec<PathBuf>) =
+            std::mem::take(&mut self.lost).into_iter().partition(|p| p.is_dir());
+        self.lost = still_lost;
+        for root in back {
+            let mut found = Vec::new();
+            self.add_tree(&root, Some(&mut found));
+            changes.extend(found.into_iter().map(|file| Change::new(file, ChangeKind::Appeared)));
+            self.notice(Notice::info(format!("{} is back: watching it again", root.display())));
+        }
+    }
+
+    /// Notes a watch root that was removed or moved away (its watch went with it).
+    fn root_gone(&mut self, event: &notify::Event) {
+        // Even if a new directory already stands there: the watch was on the old one.
+        let removed = matches!(
+            event.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From))
+        );
+        for path in &event.paths {
+            if removed && self.roots.contains(path) && !self.lost.contains(path) {
+                self.lost.push(path.clone());
+                self.notice(Notice::warn(format!(
+                    "{} was removed: it is watched again as soon as it is back",
+                    path.display()
+                )));
+            }
+        }
+    }
+
     fn collect(&mut self, event: notify::Event, changes: &mut Vec<Change>) {
         let Some(kind) = change_kind(&event.kind) else {
             return;
         };
+        self.root_gone(&event);
         let renamed_both = matches!(event.kind, EventKind::Modify(ModifyKind::Name(RenameMode::Both)));
         for (nth, path) in event.paths.into_iter().enumerate() {
             // A rename seen from both sides names the old path first, the new one second.

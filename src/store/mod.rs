@@ -7,8 +7,11 @@
 //! history`, `query`, `export`, another looptop starting) wait and retry while it is busy. Two
 //! looptops in one project, or a query during a run, just take turns.
 
+pub mod data_dir;
+pub mod journal;
 pub mod reader;
 pub mod recorder;
+pub mod run_row;
 pub mod samples;
 pub mod schema;
 pub mod table;
@@ -67,6 +70,9 @@ pub enum StoreError {
     /// DuckDB refused a statement.
     #[error("{0}")]
     Sql(String),
+    /// The file or its directory is a symbolic link (see `data_dir`).
+    #[error("{0}")]
+    Unsafe(String),
 }
 
 /// How a connection is opened.
@@ -87,7 +93,10 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
             })
         }
         Access::Write => {
+            let refuse = |e: data_dir::UnsafePath| StoreError::Unsafe(e.to_string());
+            data_dir::refuse_link(path).map_err(refuse)?;
             if let Some(dir) = path.parent() {
+                data_dir::refuse_link(dir).map_err(refuse)?;
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Unwritable {
                     path: path.to_path_buf(),
                     detail: e.to_string(),
@@ -114,7 +123,15 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
                 Access::Read => Ok(config),
             })
             .and_then(|config| Connection::open_with_flags(path, config));
-        match opened.map_err(|e| classify(path, &e)) {
+        let classified = opened.map_err(|e| match classify(path, &e) {
+            // Another looptop is creating the file: it is busy, not foreign.
+            StoreError::NotHistory { path, detail } if being_created(&path) => StoreError::Busy {
+                detail: format!("another process is creating it ({detail})"),
+                path,
+            },
+            other => other,
+        });
+        match classified {
             Err(StoreError::Busy { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(50));
@@ -124,11 +141,36 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, StoreError> {
     }
 }
 
+/// Size of DuckDB's file headers: a file shorter than this is not a database yet.
+const DUCKDB_HEADERS_BYTES: u64 = 3 * 4096;
+
+/// Whether `path` looks like a DuckDB file that another process has only begun to write: empty,
+/// or shorter than the headers and holding nothing but zeros or DuckDB's magic bytes so far.
+fn being_created(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let len = file.metadata().map_or(u64::MAX, |m| m.len());
+    if len >= DUCKDB_HEADERS_BYTES {
+        return false;
+    }
+    let mut head = Vec::with_capacity(16);
+    if file.by_ref().take(16).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    head.is_empty() || head.iter().all(|&b| b == 0) || head.get(8..12) == Some(b"DUCK".as_slice())
+}
+
 /// Sorts a DuckDB error about `path` into what the user can do about it.
 pub fn classify(path: &Path, error: &duckdb::Error) -> StoreError {
     let detail = error.to_string();
     let path = path.to_path_buf();
-    if detail.contains("Could not set lock") || detail.contains("Conflicting lock") {
+    // "Could not read enough bytes": the file was read while another process was writing it.
+    if detail.contains("Could not set lock")
+        || detail.contains("Conflicting lock")
+        || detail.contains("Could not read enough bytes")
+    {
         StoreError::Busy { path, detail }
     } else if detail.contains("not a valid DuckDB database")
         || detail.contains("database file with version")
@@ -142,5 +184,27 @@ pub fn classify(path: &Path, error: &duckdb::Error) -> StoreError {
         StoreError::Unwritable { path, detail }
     } else {
         StoreError::Sql(detail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_only_begun_is_being_created_and_other_text_is_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.duckdb");
+        for (content, creating) in [
+            (&b""[..], true),
+            (&[0u8; 100][..], true),
+            (&b"\0\0\0\0\0\0\0\0DUCK\0\0"[..], true),
+            (&b"not a database\n"[..], false),
+        ] {
+            std::fs::write(&path, content).expect("write");
+            assert_eq!(being_created(&path), creating, "{content:?}");
+        }
+        std::fs::write(&path, vec![0u8; 3 * 4096]).expect("write");
+        assert!(!being_created(&path), "as long as the headers: something else");
     }
 }

@@ -8,7 +8,7 @@ use duckdb::types::Value;
 use duckdb::{params_from_iter, Connection};
 
 use super::table::{Cell, Table};
-use super::{open, schema, Access, StoreError};
+use super::{journal, open, schema, Access, StoreError};
 use crate::diagnose::metrics::MetricSummary;
 use crate::diagnose::regression::Flag;
 use crate::report::Outcome;
@@ -43,8 +43,17 @@ pub enum ExportFormat {
 }
 
 impl History {
-    /// Opens the history at `path` for reading, waiting while a recorder holds it.
+    /// Opens the history at `path` for reading, waiting while a recorder holds it. Runs left
+    /// in the journal by a looptop that could not write them are moved in first, when the file
+    /// can be written.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if journal::has_runs(path) && path.exists() {
+            if let Ok(conn) = open(path, Access::Write) {
+                if schema::version(&conn, path) == Ok(schema::SCHEMA_VERSION) {
+                    super::recorder::ingest_journal(&conn, path);
+                }
+            }
+        }
         let conn = open(path, Access::Read)?;
         let found = schema::version(&conn, path)?;
         if found > schema::SCHEMA_VERSION {

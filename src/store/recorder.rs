@@ -4,8 +4,12 @@
 //! it reports the run, so a run looptop has said is finished is on disk: `kill -9` loses nothing
 //! but the in-flight runs, which the next looptop marks `interrupted`.
 //!
-//! While another process holds the file, writes wait in order and are retried; they are never
-//! dropped for that. Any other failure turns history off for the session, said once.
+//! While another process holds the file (or is midway through writing it), writes wait in order
+//! and are retried; they are never dropped for that, and history is never turned off for it. A
+//! finished run whose write has to wait goes into the journal at once (see `journal`), so it is
+//! on disk whatever happens next; when looptop stops it waits a while for the file, saying so,
+//! and leaves what is still unwritten in the journal for the next looptop. Only a file that is
+//! not a history, is newer, or cannot be written at all turns history off, said once.
 //!
 //! Samples are not acknowledged: they are kept and appended in batches of `SAMPLE_BATCH`, and
 //! always before a run's end is written, so a finished run has all its samples on disk. A crash
@@ -13,13 +17,15 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use duckdb::{params, Connection};
 
+use super::run_row::RunRow;
 use super::samples::{append, append_metrics, load, MetricRow, SampleRow};
-use super::{open, schema, Access, StoreError};
+use super::{journal, open, schema, Access, StoreError};
 use crate::report::{RunFinished, RunStarted};
 use crate::sample::Sample;
 
@@ -27,12 +33,20 @@ use crate::sample::Sample;
 pub const ACK_WAIT: Duration = Duration::from_millis(1500);
 /// How long it waits while writes are already known to be delayed (the file is busy).
 pub const DELAYED_ACK_WAIT: Duration = Duration::from_millis(50);
+/// How long a stopping looptop waits for a busy history to take its last runs (they are in the
+/// journal already, so this is for the user's convenience, not for safety).
+pub const EXIT_WAIT: Duration = Duration::from_secs(10);
 
-/// Handle to the recording thread.
+/// Handle to the recording thread. Dropping it lets the thread finish its writes, waiting up to
+/// `EXIT_WAIT` (and saying so on stderr) while finished runs are still unwritten.
 #[derive(Debug)]
 pub struct Recorder {
-    tx: mpsc::Sender<Request>,
+    tx: Option<mpsc::Sender<Request>>,
     path: PathBuf,
+    /// Runs reported to the thread and not yet written (or given up on).
+    pending: Arc<AtomicUsize>,
+    /// Closed when the thread ends.
+    finished: mpsc::Receiver<()>,
 }
 
 /// Samples are appended once this many wait (30 s of one run at the default interval).
@@ -41,12 +55,10 @@ pub const SAMPLE_BATCH: usize = 120;
 pub const MAX_PENDING_SAMPLES: usize = 50_000;
 
 /// What the thread is asked to do.
-// Run writes are rare (two per run); samples, the frequent ones, are already boxed.
-#[allow(clippy::large_enum_variant)]
 enum Request {
-    /// A write, and where to send its outcome.
+    /// A run's row, and where to send the outcome of its write.
     Write {
-        write: Write,
+        row: Box<RunRow>,
         ack: mpsc::Sender<Result<(), StoreError>>,
     },
     /// A sample for the next batch.
@@ -60,14 +72,6 @@ enum Request {
 /// Where a past run's samples go once read.
 pub type Deliver = Box<dyn FnOnce(Vec<Sample>) + Send>;
 
-// Two writes per run: not worth a box.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-enum Write {
-    Started(RunStarted),
-    Finished(RunFinished),
-}
-
 /// What `Recorder::record` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recorded {
@@ -77,29 +81,52 @@ pub enum Recorded {
     Delayed,
 }
 
+/// The first pause before the history file is tried again, and the longest.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Whether an error may pass by itself (another process has the file), so writes wait for it.
+fn is_transient(error: &StoreError) -> bool {
+    matches!(error, StoreError::Busy { .. })
+}
+
 impl Recorder {
     /// Opens the history at `path` (creating or migrating it), marks the runs left `running` by
-    /// looptops that are gone as `interrupted`, and starts recording. `root` is the project,
-    /// whose git commit each run records. Returns how many runs were marked interrupted.
+    /// looptops that are gone as `interrupted`, moves the journal's runs in, and starts
+    /// recording. `root` is the project, whose git commit each run records. Returns how many
+    /// runs were marked interrupted. A file held by another process for longer than
+    /// `super::BUSY_WAIT` is not an error: the thread sets it up once it is free.
     pub fn start(path: &Path, root: &Path) -> Result<(Self, usize), StoreError> {
-        let conn = open(path, Access::Write)?;
-        schema::migrate(&conn, path)?;
-        let interrupted = mark_interrupted(&conn)?;
-        drop(conn);
+        let (ready, interrupted) = match open(path, Access::Write).and_then(|conn| set_up(&conn, path)) {
+            Ok(interrupted) => (true, interrupted),
+            Err(e) if is_transient(&e) => {
+                log::warn!("history: {e}; runs are recorded once it is free");
+                (false, 0)
+            }
+            Err(e) => return Err(e),
+        };
         let (tx, rx) = mpsc::channel();
+        let (done_tx, finished) = mpsc::channel();
+        let pending = Arc::new(AtomicUsize::new(0));
         let thread_path = path.to_path_buf();
         let root = root.to_path_buf();
+        let thread_pending = Arc::clone(&pending);
         std::thread::Builder::new()
             .name("looptop-history".into())
-            .spawn(move || record_forever(&thread_path, &root, &rx))
+            .spawn(move || {
+                let _done = done_tx;
+                record_forever(&thread_path, &root, &rx, &thread_pending, ready);
+            })
             .map_err(|e| StoreError::Unwritable {
                 path: path.to_path_buf(),
                 detail: format!("cannot start the recording thread: {e}"),
             })?;
         Ok((
             Self {
-                tx,
+                tx: Some(tx),
                 path: path.to_path_buf(),
+                pending,
+                finished,
             },
             interrupted,
         ))
@@ -112,12 +139,24 @@ impl Recorder {
 
     /// Records a run's start; `patience` is how long to wait for the write (see `ACK_WAIT`).
     pub fn run_started(&self, started: &RunStarted, patience: Duration) -> Result<Recorded, StoreError> {
-        self.send(Write::Started(started.clone()), patience)
+        let row = RunRow::started(started, recorder_id(), host_name());
+        self.send(row, patience)
     }
 
-    /// Records a run's end; `patience` is how long to wait for the write.
+    /// Records a run's end; `patience` is how long to wait for the write. A write that has to
+    /// wait is put in the journal before this returns.
     pub fn run_finished(&self, finished: &RunFinished, patience: Duration) -> Result<Recorded, StoreError> {
-        self.send(Write::Finished(finished.clone()), patience)
+        let row = RunRow::finished(finished, recorder_id(), host_name());
+        let recorded = self.send(row.clone(), patience)?;
+        if recorded == Recorded::Delayed {
+            if let Err(e) = journal::append(&self.path, &row) {
+                log::warn!(
+                    "history: cannot keep run {} in the journal ({e}); it is written if the history frees up before looptop stops",
+                    row.run_id
+                );
+            }
+        }
+        Ok(recorded)
     }
 
     /// Queues a sample for the next batch; never waits.
@@ -127,57 +166,122 @@ impl Recorder {
             sample: Box::new(sample.clone()),
         };
         // A stopped thread has already said why; the run's end will say it again.
-        let _ = self.tx.send(Request::Sample(row));
+        self.request(Request::Sample(row));
     }
 
     /// Queues a metric value for the next batch; never waits.
     pub fn metric(&self, row: MetricRow) {
-        let _ = self.tx.send(Request::Metric(row));
+        self.request(Request::Metric(row));
     }
 
     /// Reads run `run_id`'s samples on the recording thread (after the pending ones are
     /// written) and hands them to `deliver` there; never waits. Nothing is delivered if the
     /// history cannot be read.
     pub fn load_samples(&self, run_id: &str, deliver: Deliver) {
-        let _ = self.tx.send(Request::Load {
+        self.request(Request::Load {
             run_id: run_id.to_string(),
             deliver,
         });
     }
 
-    fn send(&self, write: Write, patience: Duration) -> Result<Recorded, StoreError> {
+    fn request(&self, request: Request) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(request).is_ok())
+    }
+
+    fn send(&self, row: RunRow, patience: Duration) -> Result<Recorded, StoreError> {
         let (ack, answer) = mpsc::channel();
         let gone = || StoreError::Unwritable {
             path: self.path.clone(),
             detail: "the recording thread stopped".into(),
         };
-        self.tx.send(Request::Write { write, ack }).map_err(|_| gone())?;
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if !self.request(Request::Write {
+            row: Box::new(row),
+            ack,
+        }) {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(gone());
+        }
         match answer.recv_timeout(patience) {
             Ok(Ok(())) => Ok(Recorded::Done),
-            Ok(Err(StoreError::Busy { .. })) | Err(mpsc::RecvTimeoutError::Timeout) => Ok(Recorded::Delayed),
+            Ok(Err(e)) if is_transient(&e) => Ok(Recorded::Delayed),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(Recorded::Delayed),
             Ok(Err(e)) => Err(e),
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(gone()),
         }
     }
 }
 
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // The thread writes what it holds, then ends.
+        drop(self.tx.take());
+        if self.finished.recv_timeout(Duration::from_millis(500)) != Err(mpsc::RecvTimeoutError::Timeout) {
+            return;
+        }
+        let unwritten = self.pending.load(Ordering::SeqCst);
+        if unwritten == 0 {
+            return;
+        }
+        eprintln!(
+            "looptop: waiting up to {} s for {} (another process has it open) to record {unwritten} finished run(s)…",
+            EXIT_WAIT.as_secs(),
+            self.path.display()
+        );
+        if self.finished.recv_timeout(EXIT_WAIT) == Err(mpsc::RecvTimeoutError::Timeout) {
+            eprintln!(
+                "looptop: {} is still busy; the runs are kept in {} and written into the history by the next looptop (or `looptop history`)",
+                self.path.display(),
+                journal::path_for(&self.path).display()
+            );
+        }
+    }
+}
+
+/// Brings a freshly opened history up to date: schema, runs of looptops that are gone, and the
+/// journal. Returns how many runs were marked interrupted.
+fn set_up(conn: &Connection, path: &Path) -> Result<usize, StoreError> {
+    schema::migrate(conn, path)?;
+    let interrupted = mark_interrupted(conn)?;
+    ingest_journal(conn, path);
+    Ok(interrupted)
+}
+
+/// Moves the journal's runs into the history; a failure leaves them there for the next try.
+pub fn ingest_journal(conn: &Connection, path: &Path) {
+    match journal::ingest(path, conn) {
+        Ok(0) => {}
+        Ok(n) => log::info!("history: {n} run(s) moved from the journal into {}", path.display()),
+        Err(e) => log::warn!("history: the journal's runs stay in it for now: {e}"),
+    }
+}
+
 /// The recording thread: takes requests in order, writes them in as few connections as it can,
-/// and keeps what it could not write yet (file busy) for the next try.
-fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
-    let mut queue: VecDeque<(Write, mpsc::Sender<Result<(), StoreError>>)> = VecDeque::new();
+/// and keeps what it could not write yet (file busy) for the next try. `ready` says whether the
+/// file has been set up (see `set_up`).
+fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>, pending: &AtomicUsize, mut ready: bool) {
+    type Ack = mpsc::Sender<Result<(), StoreError>>;
+    let mut queue: VecDeque<(Box<RunRow>, Ack)> = VecDeque::new();
     let mut samples: Vec<SampleRow> = Vec::new();
     let mut metrics: Vec<MetricRow> = Vec::new();
     let mut loads: Vec<(String, Deliver)> = Vec::new();
     let mut dropped_samples = 0usize;
     let mut listening = true;
-    while listening || !samples.is_empty() || !metrics.is_empty() {
+    // How long to wait before the next try while the file cannot be opened (doubles each time).
+    let mut pause = RETRY_FIRST;
+    // Each answered write, whatever its outcome, is no longer pending.
+    let answer = |ack: Ack, result: Result<(), StoreError>| {
+        pending.fetch_sub(1, Ordering::SeqCst);
+        let _ = ack.send(result);
+    };
+    while listening || !queue.is_empty() || !samples.is_empty() || !metrics.is_empty() {
         let batch_full = samples.len() >= SAMPLE_BATCH || metrics.len() >= SAMPLE_BATCH;
         let waiting = !queue.is_empty() || !loads.is_empty() || batch_full;
         let next = if !listening {
             None
         } else if waiting {
             // Writes are waiting for a busy file: take new requests, but try again soon.
-            match rx.recv_timeout(Duration::from_millis(200)) {
+            match rx.recv_timeout(pause) {
                 Ok(request) => Some(request),
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -192,7 +296,7 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
         };
         for request in next.into_iter().chain(rx.try_iter()) {
             match request {
-                Request::Write { write, ack } => queue.push_back((write, ack)),
+                Request::Write { row, ack } => queue.push_back((row, ack)),
                 Request::Sample(row) => samples.push(row),
                 Request::Metric(row) => metrics.push(row),
                 Request::Load { run_id, deliver } => loads.push((run_id, deliver)),
@@ -216,20 +320,47 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
         if queue.is_empty() && loads.is_empty() && !batch_full && listening {
             continue;
         }
-        let conn = match open(path, Access::Write) {
-            Ok(conn) => conn,
-            Err(e) => {
-                let keep = matches!(e, StoreError::Busy { .. });
+        let opened = open(path, Access::Write).and_then(|conn| {
+            if !ready {
+                set_up(&conn, path)?;
+                ready = true;
+            }
+            Ok(conn)
+        });
+        let conn = match opened {
+            Ok(conn) => {
+                pause = RETRY_FIRST;
+                conn
+            }
+            // Busy, or an error DuckDB has not given before on a file that was fine this
+            // session (another process midway through writing it): everything waits, in order,
+            // for the next try. Finished runs are in the journal meanwhile.
+            Err(e) if is_transient(&e) || (ready && matches!(e, StoreError::Sql(_))) => {
+                if pause == RETRY_FIRST {
+                    log::info!("history: {e}; retrying");
+                }
                 for (_, ack) in &queue {
-                    let _ = ack.send(Err(e.clone()));
+                    let _ = ack.send(Err(StoreError::Busy {
+                        path: path.to_path_buf(),
+                        detail: e.to_string(),
+                    }));
                 }
-                if !keep {
-                    queue.clear();
-                    samples.clear();
-                    metrics.clear();
-                    loads.clear();
+                if !listening {
+                    // Nothing else to wait on while looptop stops.
+                    std::thread::sleep(pause);
                 }
-                if !listening && !keep {
+                pause = (pause * 2).min(RETRY_MAX);
+                continue;
+            }
+            Err(e) => {
+                log::warn!("history is off: {e}");
+                for (_, ack) in queue.drain(..) {
+                    answer(ack, Err(e.clone()));
+                }
+                samples.clear();
+                metrics.clear();
+                loads.clear();
+                if !listening {
                     return;
                 }
                 continue;
@@ -250,14 +381,23 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
         }
         let mut started = Vec::new();
         let mut answers = Vec::with_capacity(queue.len());
-        while let Some((write, ack)) = queue.pop_front() {
-            let result = apply(&conn, &write);
-            if result.is_ok() {
-                if let Write::Started(run) = &write {
-                    started.push(run.run.run_id.clone());
+        while let Some((row, ack)) = queue.pop_front() {
+            match row.write(&conn).map_err(|e| super::classify(path, &e)) {
+                // Midway through a read of a file being written elsewhere: try it again later.
+                Err(e) if is_transient(&e) => {
+                    queue.push_front((row, ack));
+                    break;
+                }
+                result => {
+                    if result.is_ok() && row.end.is_none() {
+                        started.push(row.run_id.clone());
+                    }
+                    answers.push((ack, result));
                 }
             }
-            answers.push((ack, result));
+        }
+        if queue.is_empty() {
+            ingest_journal(&conn, path);
         }
         let loaded: Vec<(Vec<Sample>, Deliver)> = loads
             .drain(..)
@@ -273,7 +413,7 @@ fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>) {
         // process too, where the file lock does not keep it out) sees the rows.
         drop(conn);
         for (ack, result) in answers {
-            let _ = ack.send(result);
+            answer(ack, result);
         }
         for (samples, deliver) in loaded {
             deliver(samples);
@@ -299,112 +439,6 @@ fn record_commit(path: &Path, root: &Path, run_ids: &[String]) {
             log::warn!("history: cannot record the commit of run {run_id}: {e}");
         }
     }
-}
-
-fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
-    let sql = |e: duckdb::Error| StoreError::Sql(e.to_string());
-    match write {
-        Write::Started(started) => insert_started(conn, started).map(|_| ()).map_err(sql),
-        Write::Finished(finished) => {
-            let usage = &finished.usage;
-            let updated = conn
-                .execute(
-                    "UPDATE runs SET duration_ms = ?, exit_code = ?, signal = ?, outcome = ?, cpu_user_ms = ?, \
-                     cpu_sys_ms = ?, samples = ?, cpu_mean_pct = ?, cpu_p95_pct = ?, peak_rss_bytes = ?, \
-                     gpu_util_mean_pct = ?, gpu_mem_peak_bytes = ?, gpu_on_fraction = ? WHERE run_id = ?::UUID",
-                    params![
-                        finished.duration_ms,
-                        finished.exit_code,
-                        finished.signal,
-                        finished.outcome.as_str(),
-                        finished.cpu_user_ms,
-                        finished.cpu_sys_ms,
-                        usage.samples,
-                        usage.cpu_mean_pct,
-                        usage.cpu_p95_pct,
-                        usage.peak_rss_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
-                        usage.gpu_util_mean_pct,
-                        usage.gpu_mem_peak_bytes.map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
-                        usage.gpu_on_fraction,
-                        finished.run.run_id
-                    ],
-                )
-                .map_err(sql)?;
-            if updated > 0 {
-                record_diagnosis(conn, finished).map_err(sql)?;
-            }
-            if updated == 0 {
-                // Its start was never written (history was busy, then looptop restarted it):
-                // write the whole run now.
-                let started = RunStarted {
-                    run: finished.run.clone(),
-                    pid: 0,
-                };
-                insert_started(conn, &started).map_err(sql)?;
-                return apply(conn, write);
-            }
-            Ok(())
-        }
-    }
-}
-
-/// The run's verdict, regression, query profile and metric summary, in the same connection as
-/// its end.
-fn record_diagnosis(conn: &Connection, finished: &RunFinished) -> duckdb::Result<usize> {
-    let verdict = finished.verdict.as_ref();
-    let regression = finished.regression.as_ref();
-    let query = finished.query.as_ref();
-    let hints = verdict.map(|v| v.hints.join("\n")).unwrap_or_default();
-    conn.execute(
-        "UPDATE runs SET verdict = ?, verdict_cause = ?, verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, \
-         stalls = ?, stall_ms = ?, hints = CASE WHEN ? = '' THEN []::VARCHAR[] ELSE string_split(?, chr(10)) END, \
-         regression = ?, regression_ratio = ?, baseline_ms = ?, query_rows = ?, query_ms = ?, query_profile = ?, \
-         metric_summary = ? WHERE run_id = ?::UUID",
-        params![
-            verdict.map(|v| v.kind.as_str()),
-            verdict.and_then(|v| v.cause).map(|c| c.as_str()),
-            verdict.map(|v| v.summary.as_str()),
-            verdict.and_then(|v| v.gpu_busy_pct),
-            verdict.and_then(|v| v.time_to_gpu_ms),
-            verdict.map(|v| u32::try_from(v.stalls).unwrap_or(u32::MAX)),
-            verdict.map(|v| v.stall_ms),
-            hints,
-            hints,
-            regression.map(|r| r.flag.as_str()),
-            regression.map(|r| r.ratio),
-            regression.map(|r| r.baseline_ms),
-            query.map(|q| i64::try_from(q.profile.rows).unwrap_or(i64::MAX)),
-            query.map(|q| q.profile.elapsed_ms),
-            query.and_then(|q| serde_json::to_string(q).ok()),
-            (!finished.metrics.is_empty())
-                .then(|| serde_json::to_string(&finished.metrics).ok())
-                .flatten(),
-            finished.run.run_id
-        ],
-    )
-}
-
-fn insert_started(conn: &Connection, started: &RunStarted) -> duckdb::Result<usize> {
-    let run = &started.run;
-    let triggers = run.trigger.join("\n");
-    conn.execute(
-        "INSERT INTO runs (run_id, job, command, kind, started_at, outcome, trigger_files, host, \
-         looptop_version, log_path, recorder) VALUES (?::UUID, ?, ?, ?, make_timestamp(?::BIGINT)::TIMESTAMPTZ, \
-         'running', CASE WHEN ? = '' THEN []::VARCHAR[] ELSE string_split(?, chr(10)) END, ?, ?, ?, ?)",
-        params![
-            run.run_id,
-            run.job,
-            run.command,
-            run.kind.as_str(),
-            micros_since_epoch(run.ts),
-            triggers,
-            triggers,
-            host_name(),
-            env!("CARGO_PKG_VERSION"),
-            run.log.as_ref().map(|p| p.display().to_string()),
-            recorder_id()
-        ],
-    )
 }
 
 /// Marks `running` rows whose looptop is gone (crashed, killed) as `interrupted`.
@@ -454,14 +488,14 @@ fn process_start(pid: u32) -> Option<u64> {
     stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
 }
 
-fn host_name() -> String {
+pub(super) fn host_name() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into())
 }
 
-fn micros_since_epoch(time: SystemTime) -> i64 {
+pub(super) fn micros_since_epoch(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
@@ -507,6 +541,7 @@ mod store_tests {
     use crate::config::JobKind;
     use crate::report::{Outcome, RunIdentity};
     use crate::store::reader::History;
+    use crate::store::run_row::RunRow;
     use crate::store::table::Cell;
 
     fn identity(run_id: &str) -> RunIdentity {
@@ -646,6 +681,68 @@ mod store_tests {
         let other = uuid::Uuid::now_v7().to_string();
         recorder.load_samples(&other, Box::new(move |samples| tx.send(samples).expect("answer")));
         assert!(rx.recv_timeout(Duration::from_secs(10)).expect("answered").is_empty());
+    }
+
+    fn passed(run_id: &str) -> RunFinished {
+        RunFinished {
+            run: RunIdentity {
+                trigger: vec!["a\nb.py".into(), "c.py".into()],
+                ..identity(run_id)
+            },
+            exit_code: Some(0),
+            signal: None,
+            duration_ms: 12.5,
+            cpu_user_ms: 1.0,
+            cpu_sys_ms: 1.0,
+            outcome: Outcome::Pass,
+            usage: crate::report::RunUsage::default(),
+            verdict: None,
+            regression: None,
+            metrics: Vec::new(),
+            query: None,
+        }
+    }
+
+    #[test]
+    fn journaled_runs_are_moved_into_the_history_once_with_their_paths_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".looptop/history.duckdb");
+        let run_id = uuid::Uuid::now_v7().to_string();
+        let row = RunRow::finished(&passed(&run_id), recorder_id(), host_name());
+        // Twice, as when the recorder wrote it too: still one row.
+        journal::append(&path, &row).expect("journal");
+        journal::append(&path, &row).expect("journal");
+        std::fs::write(
+            journal::path_for(&path),
+            format!(
+                "{}{{\"cut short",
+                std::fs::read_to_string(journal::path_for(&path)).expect("read")
+            ),
+        )
+        .expect("a torn last line");
+        assert!(journal::has_runs(&path));
+        let (recorder, _) = Recorder::start(&path, dir.path()).expect("start");
+        drop(recorder);
+        assert!(!journal::has_runs(&path), "the journal is emptied");
+        let history = History::open(&path).expect("read");
+        let rows = history
+            .query("SELECT outcome, duration_ms, trigger_files FROM runs")
+            .expect("query");
+        assert_eq!(
+            rows.rows,
+            vec![vec![
+                Cell::Text("pass".into()),
+                Cell::Float(12.5),
+                Cell::List(vec![Cell::Text("a\nb.py".into()), Cell::Text("c.py".into())])
+            ]]
+        );
+    }
+
+    #[test]
+    fn a_read_midway_through_another_write_is_a_wait_not_the_end_of_history() {
+        // Any error whose text is DuckDB's for a torn read.
+        let error = duckdb::Error::InvalidParameterName("IO Error: Could not read enough bytes from file".into());
+        assert!(is_transient(&super::super::classify(Path::new("h.duckdb"), &error)));
     }
 
     #[test]

@@ -234,6 +234,11 @@ impl Session {
             .unwrap_or_default()
     }
 
+    /// Waits for looptop to exit by itself (`--once`), for up to twice `PATIENCE`.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        wait_child(&mut self.child, PATIENCE * 2).unwrap_or_else(|| panic!("looptop did not exit"))
+    }
+
     /// Sends SIGINT (Ctrl-C) and waits for looptop to exit.
     pub fn interrupt(mut self) -> ExitStatus {
         signal(self.child.id(), nix::sys::signal::Signal::SIGINT);

@@ -12,6 +12,7 @@ mod init;
 mod metrics_and_queries;
 mod output;
 mod readme;
+mod safety;
 mod sampling;
 mod stopping;
 mod tui;

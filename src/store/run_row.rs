@@ -1,0 +1,274 @@
+//! One row of `runs` as plain values: built from a run's reports, written by the recorder, and
+//! kept in the journal (as JSON) while the history file cannot be written. One code path turns a
+//! row into SQL, whichever way it arrives, and writing the same row twice leaves the same row.
+
+use duckdb::{params, Connection, ToSql};
+use serde::{Deserialize, Serialize};
+
+use crate::report::{RunFinished, RunStarted};
+
+/// A run's row: what is known when it starts, and its end once it has one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    /// The run id (a UUID).
+    pub run_id: String,
+    /// The job's name.
+    pub job: String,
+    /// The command.
+    pub command: String,
+    /// The job's kind.
+    pub kind: String,
+    /// Start, in microseconds since the Unix epoch.
+    pub started_us: i64,
+    /// The paths that caused the run, each one whole (a name may hold a newline).
+    pub trigger: Vec<String>,
+    /// The host.
+    pub host: String,
+    /// The looptop that ran it.
+    pub looptop_version: String,
+    /// Its log.
+    pub log_path: Option<String>,
+    /// The recording looptop ("host:pid:start").
+    pub recorder: String,
+    /// How it ended, once it has.
+    pub end: Option<RunEnd>,
+}
+
+/// The columns written when a run ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunEnd {
+    /// Wall time.
+    pub duration_ms: f64,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Signal name.
+    pub signal: Option<String>,
+    /// pass, fail, killed, timeout.
+    pub outcome: String,
+    /// User CPU.
+    pub cpu_user_ms: f64,
+    /// System CPU.
+    pub cpu_sys_ms: f64,
+    /// Samples taken.
+    pub samples: u32,
+    /// Mean CPU.
+    pub cpu_mean_pct: Option<f64>,
+    /// p95 CPU.
+    pub cpu_p95_pct: Option<f64>,
+    /// Peak RSS.
+    pub peak_rss_bytes: Option<i64>,
+    /// Mean GPU utilization.
+    pub gpu_util_mean_pct: Option<f64>,
+    /// Peak GPU memory.
+    pub gpu_mem_peak_bytes: Option<i64>,
+    /// Share of samples on a GPU.
+    pub gpu_on_fraction: Option<f64>,
+    /// Verdict kind.
+    pub verdict: Option<String>,
+    /// Verdict cause.
+    pub verdict_cause: Option<String>,
+    /// Verdict summary.
+    pub verdict_summary: Option<String>,
+    /// GPU busy share.
+    pub gpu_busy_pct: Option<f64>,
+    /// Time to first GPU use.
+    pub time_to_gpu_ms: Option<f64>,
+    /// Stalls seen.
+    pub stalls: Option<u32>,
+    /// Time stalled.
+    pub stall_ms: Option<f64>,
+    /// Hints.
+    pub hints: Vec<String>,
+    /// Regression flag.
+    pub regression: Option<String>,
+    /// Ratio to the baseline.
+    pub regression_ratio: Option<f64>,
+    /// The baseline.
+    pub baseline_ms: Option<f64>,
+    /// A query job's rows.
+    pub query_rows: Option<i64>,
+    /// A query job's time.
+    pub query_ms: Option<f64>,
+    /// A query job's profile, as JSON.
+    pub query_profile: Option<String>,
+    /// The metric summary, as JSON.
+    pub metric_summary: Option<String>,
+}
+
+fn bytes(value: Option<u64>) -> Option<i64> {
+    value.map(|b| i64::try_from(b).unwrap_or(i64::MAX))
+}
+
+impl RunRow {
+    /// The row of a run that has just started.
+    pub fn started(started: &RunStarted, recorder: String, host: String) -> Self {
+        let run = &started.run;
+        Self {
+            run_id: run.run_id.clone(),
+            job: run.job.clone(),
+            command: run.command.clone(),
+            kind: run.kind.as_str().to_string(),
+            started_us: super::recorder::micros_since_epoch(run.ts),
+            trigger: run.trigger.clone(),
+            host,
+            looptop_version: env!("CARGO_PKG_VERSION").to_string(),
+            log_path: run.log.as_ref().map(|p| p.display().to_string()),
+            recorder,
+            end: None,
+        }
+    }
+
+    /// The whole row of a finished run.
+    pub fn finished(finished: &RunFinished, recorder: String, host: String) -> Self {
+        let started = RunStarted {
+            run: finished.run.clone(),
+            pid: 0,
+        };
+        let usage = &finished.usage;
+        let verdict = finished.verdict.as_ref();
+        let regression = finished.regression.as_ref();
+        let query = finished.query.as_ref();
+        Self {
+            end: Some(RunEnd {
+                duration_ms: finished.duration_ms,
+                exit_code: finished.exit_code,
+                signal: finished.signal.clone(),
+                outcome: finished.outcome.as_str().to_string(),
+                cpu_user_ms: finished.cpu_user_ms,
+                cpu_sys_ms: finished.cpu_sys_ms,
+                samples: usage.samples,
+                cpu_mean_pct: usage.cpu_mean_pct,
+                cpu_p95_pct: usage.cpu_p95_pct,
+                peak_rss_bytes: bytes(usage.peak_rss_bytes),
+                gpu_util_mean_pct: usage.gpu_util_mean_pct,
+                gpu_mem_peak_bytes: bytes(usage.gpu_mem_peak_bytes),
+                gpu_on_fraction: usage.gpu_on_fraction,
+                verdict: verdict.map(|v| v.kind.as_str().to_string()),
+                verdict_cause: verdict.and_then(|v| v.cause).map(|c| c.as_str().to_string()),
+                verdict_summary: verdict.map(|v| v.summary.clone()),
+                gpu_busy_pct: verdict.and_then(|v| v.gpu_busy_pct),
+                time_to_gpu_ms: verdict.and_then(|v| v.time_to_gpu_ms),
+                stalls: verdict.map(|v| u32::try_from(v.stalls).unwrap_or(u32::MAX)),
+                stall_ms: verdict.map(|v| v.stall_ms),
+                hints: verdict.map(|v| v.hints.clone()).unwrap_or_default(),
+                regression: regression.map(|r| r.flag.as_str().to_string()),
+                regression_ratio: regression.map(|r| r.ratio),
+                baseline_ms: regression.map(|r| r.baseline_ms),
+                query_rows: query.map(|q| i64::try_from(q.profile.rows).unwrap_or(i64::MAX)),
+                query_ms: query.map(|q| q.profile.elapsed_ms),
+                query_profile: query.and_then(|q| serde_json::to_string(q).ok()),
+                metric_summary: (!finished.metrics.is_empty())
+                    .then(|| serde_json::to_string(&finished.metrics).ok())
+                    .flatten(),
+            }),
+            ..Self::started(&started, recorder, host)
+        }
+    }
+
+    /// Writes the row: inserts its start if the history lacks it, then its end if it has one.
+    pub fn write(&self, conn: &Connection) -> duckdb::Result<()> {
+        let exists: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM runs WHERE run_id = ?::UUID",
+            params![self.run_id],
+            |row| row.get(0),
+        )?;
+        if !exists {
+            self.insert_start(conn)?;
+        }
+        if let Some(end) = &self.end {
+            self.update_end(conn, end)?;
+        }
+        Ok(())
+    }
+
+    fn insert_start(&self, conn: &Connection) -> duckdb::Result<usize> {
+        let sql = format!(
+            "INSERT INTO runs (run_id, job, command, kind, started_at, outcome, trigger_files, host, \
+             looptop_version, log_path, recorder) VALUES (?::UUID, ?, ?, ?, make_timestamp(?::BIGINT)::TIMESTAMPTZ, \
+             'running', {}, ?, ?, ?, ?)",
+            list_placeholders(self.trigger.len())
+        );
+        let mut values: Vec<&dyn ToSql> = vec![
+            &self.run_id as &dyn ToSql,
+            &self.job,
+            &self.command,
+            &self.kind,
+            &self.started_us,
+        ];
+        values.extend(self.trigger.iter().map(|t| t as &dyn ToSql));
+        values.extend([
+            &self.host as &dyn ToSql,
+            &self.looptop_version,
+            &self.log_path,
+            &self.recorder,
+        ]);
+        conn.execute(&sql, values.as_slice())
+    }
+
+    fn update_end(&self, conn: &Connection, end: &RunEnd) -> duckdb::Result<usize> {
+        let sql = format!(
+            "UPDATE runs SET duration_ms = ?, exit_code = ?, signal = ?, outcome = ?, cpu_user_ms = ?, \
+             cpu_sys_ms = ?, samples = ?, cpu_mean_pct = ?, cpu_p95_pct = ?, peak_rss_bytes = ?, \
+             gpu_util_mean_pct = ?, gpu_mem_peak_bytes = ?, gpu_on_fraction = ?, verdict = ?, verdict_cause = ?, \
+             verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, stalls = ?, stall_ms = ?, hints = {}, \
+             regression = ?, regression_ratio = ?, baseline_ms = ?, query_rows = ?, query_ms = ?, query_profile = ?, \
+             metric_summary = ? WHERE run_id = ?::UUID",
+            list_placeholders(end.hints.len())
+        );
+        let mut values: Vec<&dyn ToSql> = vec![
+            &end.duration_ms as &dyn ToSql,
+            &end.exit_code,
+            &end.signal,
+            &end.outcome,
+            &end.cpu_user_ms,
+            &end.cpu_sys_ms,
+            &end.samples,
+            &end.cpu_mean_pct,
+            &end.cpu_p95_pct,
+            &end.peak_rss_bytes,
+            &end.gpu_util_mean_pct,
+            &end.gpu_mem_peak_bytes,
+            &end.gpu_on_fraction,
+            &end.verdict,
+            &end.verdict_cause,
+            &end.verdict_summary,
+            &end.gpu_busy_pct,
+            &end.time_to_gpu_ms,
+            &end.stalls,
+            &end.stall_ms,
+        ];
+        values.extend(end.hints.iter().map(|h| h as &dyn ToSql));
+        values.extend([
+            &end.regression as &dyn ToSql,
+            &end.regression_ratio,
+            &end.baseline_ms,
+            &end.query_rows,
+            &end.query_ms,
+            &end.query_profile,
+            &end.metric_summary,
+            &self.run_id,
+        ]);
+        conn.execute(&sql, values.as_slice())
+    }
+}
+
+/// A `VARCHAR[]` of `n` bound values: each element is bound whole, so no character inside one
+/// (a newline in a file name) can split it.
+fn list_placeholders(n: usize) -> String {
+    if n == 0 {
+        "[]::VARCHAR[]".to_string()
+    } else {
+        format!("[{}]::VARCHAR[]", vec!["?::VARCHAR"; n].join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_count_the_elements() {
+        assert_eq!(list_placeholders(0), "[]::VARCHAR[]");
+        assert_eq!(list_placeholders(2), "[?::VARCHAR, ?::VARCHAR]::VARCHAR[]");
+    }
+}

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use looptop::text::terminal_safe;
 
 fn main() -> ExitCode {
     let cli = looptop::cli::Cli::parse();
@@ -17,7 +18,8 @@ fn main() -> ExitCode {
     match looptop::commands::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("looptop: {}", failure.message);
+            // Messages quote config files and paths: nothing in them reaches the terminal raw.
+            eprintln!("looptop: {}", terminal_safe(&failure.message));
             ExitCode::from(failure.code)
         }
     }
@@ -32,7 +34,7 @@ fn init_stderr_log() {
                 buf,
                 "[looptop] {}: {}",
                 record.level().as_str().to_lowercase(),
-                record.args()
+                terminal_safe(&record.args().to_string())
             )
         })
         .init();

@@ -12,5 +12,6 @@ mod metrics_and_queries;
 mod output;
 mod sampling;
 mod stopping;
+mod trust;
 mod tui;
 mod watching;

@@ -214,7 +214,12 @@ pub fn ignored_notice(config: &Config) -> Option<String> {
     for setting in ignored {
         let _ = writeln!(text, "  {} = {} ({})", setting.key, setting.value, setting.why);
     }
-    let _ = write!(text, "{}", how_to_approve(config));
+    let _ = write!(
+        text,
+        "To use them, approve the file with `looptop trust` (run in {}), or pass --trust to `looptop run` or \
+         `looptop` for one run.",
+        escape_path(&config.root)
+    );
     Some(text)
 }
 
@@ -226,19 +231,13 @@ pub fn refusal(config: &Config) -> Option<String> {
     }
     let file = config.file.as_ref()?;
     Some(format!(
-        "{} has not been approved on this machine, and it runs commands:\n{}{}",
+        "{} has not been approved on this machine, and it runs commands:\n{}\
+         If this is what you expect, approve the file with `looptop trust` (run in {}), or pass --trust to \
+         `looptop run` or `looptop` to use it once.",
         escape_path(file),
         describe_commands(config),
-        how_to_approve(config)
-    ))
-}
-
-fn how_to_approve(config: &Config) -> String {
-    format!(
-        "If this is what you expect, approve the file with `looptop trust` (run in {}), or pass --trust to \
-         `looptop run` or `looptop` to use it once.",
         escape_path(&config.root)
-    )
+    ))
 }
 
 /// What `looptop trust` says it approved: the commands, and the settings now used.

@@ -13,6 +13,7 @@ use crate::event::{Level, Stream};
 use crate::report::{json_line, Outcome, RunFinished, RunStarted, RunUsage};
 use crate::state::update::describe_trigger;
 use crate::state::Trigger;
+use crate::text::one_line;
 
 /// Prints reports.
 #[derive(Debug)]
@@ -187,6 +188,9 @@ impl Printer {
     }
 
     fn paint(&self, color: &str, text: &str) -> String {
+        // Every status line quotes names, commands and paths from the project: none reaches
+        // the terminal raw.
+        let text = one_line(text);
         if self.color {
             format!("{color}{text}{RESET}")
         } else {

@@ -22,5 +22,6 @@ pub mod scaffold;
 pub mod sources;
 pub mod state;
 pub mod store;
+pub mod text;
 pub mod tui;
 pub mod ui;

@@ -3,6 +3,8 @@
 
 use std::process::ExitCode;
 
+use looptop::text::terminal_safe;
+
 fn main() -> ExitCode {
     // The guard that stops the jobs of a looptop that died (see sources::guard).
     if std::env::args_os()
@@ -22,7 +24,8 @@ fn main() -> ExitCode {
     match looptop::commands::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("looptop: {}", failure.message);
+            // Messages quote config files and paths: nothing in them reaches the terminal raw.
+            eprintln!("looptop: {}", terminal_safe(&failure.message));
             ExitCode::from(failure.code)
         }
     }
@@ -37,7 +40,7 @@ fn init_stderr_log() {
                 buf,
                 "[looptop] {}: {}",
                 record.level().as_str().to_lowercase(),
-                record.args()
+                terminal_safe(&record.args().to_string())
             )
         })
         .init();

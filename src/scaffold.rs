@@ -7,6 +7,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::text::{escape, is_hidden};
+
 /// How deep `detect` looks for training scripts and SQL files.
 const MAX_DEPTH: usize = 4;
 /// How many files `detect` looks at before it stops (a huge data directory stays cheap).
@@ -108,6 +110,7 @@ pub fn detect(root: &Path) -> Findings {
     jobs.extend(training_jobs(&files));
     jobs.extend(query_jobs(&files));
     jobs.extend(make_jobs(root, &jobs));
+    unique_names(&mut jobs);
     let ignore = OUTPUT_DIRS
         .iter()
         .filter(|d| root.join(d).is_dir())
@@ -142,9 +145,10 @@ pub fn render(findings: &Findings) -> String {
         ));
     }
     for job in &findings.jobs {
-        let _ = writeln!(out, "\n# {}: {}", job.name, job.because);
+        out.push('\n');
+        comment(&mut out, &format!("{}: {}", job.name, job.because));
         if let Some(advice) = job.advice {
-            let _ = writeln!(out, "# Tip: {advice}.");
+            comment(&mut out, &format!("Tip: {advice}."));
         }
         out.push_str("[[job]]\n");
         let _ = writeln!(out, "name = {}", toml_string(&job.name));
@@ -187,8 +191,9 @@ fn list_files(root: &Path) -> Vec<String> {
     walk.filter_map(Result::ok)
         .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
         .filter_map(|e| {
-            let relative = e.path().strip_prefix(root).ok()?;
-            Some(relative.to_string_lossy().replace('\\', "/"))
+            // A name that is not UTF-8 could not be written back as the same path: skip it.
+            let relative = e.path().strip_prefix(root).ok()?.to_str()?;
+            Some(relative.to_string())
         })
         .take(MAX_FILES)
         .collect()
@@ -286,7 +291,7 @@ fn query_jobs(files: &[String]) -> Vec<Suggestion> {
                 database: database.clone(),
             },
             kind: "query",
-            watch: vec![file.clone()],
+            watch: vec![literal_glob(file)],
             metrics: Vec::new(),
             advice: None,
         })
@@ -345,8 +350,48 @@ fn job_name(path: &str) -> String {
     }
 }
 
+/// A `# ...` line. Text from the project (a script, a file name) is escaped so that it stays
+/// on this one line: a newline in it must not start a line of real TOML.
+fn comment(out: &mut String, text: &str) {
+    let _ = writeln!(out, "# {}", escape(text));
+}
+
+/// A glob that matches exactly the file `path` (relative), whatever characters its name has.
+fn literal_glob(path: &str) -> String {
+    globset::escape(path).replace('\\', r"\\")
+}
+
+/// Makes job names unique in file order (`name`, `name-2`, ...): two files can reduce to the
+/// same name, and looptop.toml rejects a name used twice.
+fn unique_names(jobs: &mut [Suggestion]) {
+    let mut taken = BTreeSet::new();
+    for job in jobs {
+        let base = job.name.clone();
+        let mut n = 1;
+        while !taken.insert(job.name.clone()) {
+            n += 1;
+            job.name = format!("{base}-{n}");
+        }
+    }
+}
+
+/// A TOML basic string holding exactly `text`; every character a terminal would not show as
+/// itself is written as a `\uXXXX` escape, so the file reads on screen as it parses.
 fn toml_string(text: &str) -> String {
-    toml::Value::String(text.to_string()).to_string()
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if is_hidden(c) => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn toml_array(items: &[String]) -> String {
@@ -447,5 +492,112 @@ mod tests {
             ("vendor/q.sql", ""),
         ]);
         assert!(detect(dir.path()).jobs.is_empty());
+    }
+
+    /// Pieces of hostile text: TOML syntax, quotes, comments, controls, escapes, glob
+    /// characters and unicode that reorders or hides text.
+    const HOSTILE: &[&str] = &[
+        "\n",
+        "\r\n",
+        "\"",
+        "'",
+        "'''",
+        "\"\"\"",
+        "[[job]]",
+        "\nname = \"lint\"\ncommand = \"touch PWNED\"\n#",
+        "#",
+        "\\",
+        "\\u0041",
+        "\\n",
+        "\t",
+        "\u{1b}[2K",
+        "\u{7}",
+        "\u{7f}",
+        "ünï",
+        "✔",
+        "\u{202e}",
+        "\u{2028}",
+        "\u{feff}",
+        "*",
+        "?",
+        "[a-z]",
+        "{x,y}",
+        " ",
+        "=",
+        "]",
+        "test",
+        "-",
+    ];
+
+    /// xorshift64*: deterministic, so a failing case is the same on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+        }
+
+        fn text(&mut self) -> String {
+            let pieces = 1 + self.below(4);
+            (0..pieces).map(|_| HOSTILE[self.below(HOSTILE.len())]).collect()
+        }
+    }
+
+    #[test]
+    fn hostile_names_and_contents_give_exactly_the_jobs_init_meant() {
+        let mut rng = Rng(0x5eed_1234_abcd_ef01);
+        for case in 0..150 {
+            let files = [
+                (format!("{}.sql", rng.text()), "SELECT 1;\n".to_string()),
+                (format!("q/{}.sql", rng.text()), "SELECT 2;\n".to_string()),
+                (format!("{}.duckdb", rng.text()), String::new()),
+                (format!("train{}.py", rng.text()), String::new()),
+                (format!("tests/test_{}.py", rng.text()), String::new()),
+                (
+                    "package.json".to_string(),
+                    serde_json::json!({ "scripts": { "test": rng.text() } }).to_string(),
+                ),
+                (
+                    "Makefile".to_string(),
+                    format!("{}\ncheck:\n\t{}\n", rng.text(), rng.text()),
+                ),
+                ("pyproject.toml".to_string(), format!("[tool.pytest{}\n", rng.text())),
+            ];
+            let borrowed: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+            let dir = project(&borrowed);
+            let findings = detect(dir.path());
+            let text = render(&findings);
+            let config = Config::parse(&dir.path().join("looptop.toml"), &text, dir.path().to_path_buf())
+                .unwrap_or_else(|e| panic!("case {case}: init's config does not parse: {e}\n{text}"));
+            assert_eq!(config.jobs.len(), findings.jobs.len(), "case {case}:\n{text}");
+            assert!(
+                findings.jobs.len() >= 5,
+                "case {case}: tests, npm, training and SQL were meant"
+            );
+            for (job, meant) in config.jobs.iter().zip(&findings.jobs) {
+                let place = format!("case {case}, job {}:\n{text}", meant.name);
+                assert_eq!(job.name, meant.name, "{place}");
+                assert_eq!(job.kind.as_str(), meant.kind, "{place}");
+                assert_eq!(job.watch_globs, meant.watch, "{place}");
+                match &meant.run {
+                    SuggestedRun::Command(argv) => {
+                        assert_eq!(job.command, crate::config::JobCommand::Argv(argv.clone()), "{place}");
+                    }
+                    SuggestedRun::Sql { sql, database } => {
+                        let query = job.query.as_ref().expect("a query job");
+                        assert_eq!(query.sql, dir.path().join(sql), "{place}");
+                        assert_eq!(query.database, database.as_ref().map(|d| dir.path().join(d)), "{place}");
+                        assert!(job.is_triggered_by(Path::new(sql)), "{place}: its glob misses its file");
+                    }
+                }
+            }
+            assert!(
+                !text.contains(|c: char| is_hidden(c) && c != '\n'),
+                "case {case}: a character that does not show as itself:\n{text:?}"
+            );
+        }
     }
 }

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::sources::sampler::gpu::{GpuInfo, GpuProbe};
 use crate::store::reader::History;
 use crate::store::StoreError;
+use crate::text::escape;
 
 const INOTIFY_LIMITS: [(&str, &str); 2] = [
     ("max_user_watches", "/proc/sys/fs/inotify/max_user_watches"),
@@ -32,6 +33,10 @@ fn gather(config: &Config) -> Value {
         Some(file) => json!({
             "file": file.display().to_string(),
             "jobs": config.jobs.iter().map(|j| j.name.clone()).collect::<Vec<_>>(),
+            "approved": config.may_run_jobs(),
+            "ignored": config.ignored_settings().iter().map(|i| json!({
+                "key": i.key, "value": i.value, "why": i.why,
+            })).collect::<Vec<_>>(),
         }),
         None => json!({ "file": null, "root": config.root.display().to_string() }),
     };
@@ -120,6 +125,22 @@ fn render(report: &Value) -> String {
         format!("{} (jobs: {})", text(&config["file"]), jobs.join(", "))
     };
     line(&mut out, "config", &config_line);
+    if config["approved"] == Value::Bool(false) {
+        let mut trust = "not approved on this machine: its jobs do not run".to_string();
+        for ignored in config["ignored"].as_array().into_iter().flatten() {
+            // The values were escaped when they were recorded.
+            let plain = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            trust.push_str(&format!(
+                "\n{:11}ignored: {} = {} ({})",
+                "",
+                plain(&ignored["key"]),
+                plain(&ignored["value"]),
+                plain(&ignored["why"])
+            ));
+        }
+        trust.push_str(&format!("\n{:11}approve it with `looptop trust` to use all of it", ""));
+        line(&mut out, "trust", &trust);
+    }
     let history = &report["history"];
     let history_line = match history["state"].as_str() {
         Some("ok") => format!(
@@ -193,9 +214,11 @@ fn line(out: &mut String, label: &str, value: &str) {
     out.push_str(&format!("{label:<10} {value}\n"));
 }
 
+/// A value of the report for a person: strings come from files, libraries and GPUs, so any
+/// control character in them is shown, not sent to the terminal.
 fn text(value: &Value) -> String {
     match value {
-        Value::String(s) => s.clone(),
+        Value::String(s) => escape(s).into_owned(),
         Value::Null => "unknown".to_string(),
         other => other.to_string(),
     }

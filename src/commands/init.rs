@@ -12,6 +12,7 @@ use crate::cli::{Cli, CompletionsArgs, InitArgs};
 use crate::config::trust::TrustStore;
 use crate::config::{Config, CONFIG_FILE_NAME};
 use crate::scaffold;
+use crate::text::{escape, escape_path};
 
 /// Writes `looptop.toml` in `dir` (or prints it with `--print`); returns the exit code.
 pub fn init(dir: &Path, args: &InitArgs) -> Result<u8, Failure> {
@@ -33,23 +34,23 @@ pub fn init(dir: &Path, args: &InitArgs) -> Result<u8, Failure> {
             std::io::ErrorKind::AlreadyExists => Failure::runtime(format!(
                 "{} already exists; looptop init never overwrites it: edit it, or see what init would \
                  write with `looptop init --print`",
-                file.display()
+                escape_path(&file)
             )),
-            _ => Failure::runtime(format!("cannot create {}: {e}", file.display())),
+            _ => Failure::runtime(format!("cannot create {}: {e}", escape_path(&file))),
         })?;
     out.write_all(text.as_bytes())
-        .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", file.display())))?;
-    let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+        .map_err(|e| Failure::runtime(format!("cannot write {}: {e}", escape_path(&file))))?;
+    let names: Vec<String> = config.jobs.iter().map(|j| escape(&j.name).into_owned()).collect();
     if names.is_empty() {
         println!(
             "wrote {} without jobs: nothing to run was found; add one (the file shows how)",
-            file.display()
+            escape_path(&file)
         );
         return Ok(0);
     }
     println!(
         "wrote {} with {} job(s): {}",
-        file.display(),
+        escape_path(&file),
         names.len(),
         names.join(", ")
     );

@@ -11,6 +11,7 @@ pub mod tui;
 use std::path::Path;
 
 use crate::cli::{Cli, Command};
+use crate::config::trust::{self, TrustStore};
 use crate::config::Config;
 
 /// The environment variable naming the NVML library.
@@ -48,13 +49,15 @@ impl Failure {
 
 /// Runs the subcommand `cli` asks for; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
-    // These two need no config (init runs where there is none yet).
+    // These need no config (init runs where there is none yet; exec-query is a job's command).
     match &cli.command {
         Some(Command::Init(args)) => return init::init(&current_dir()?, args),
         Some(Command::Completions(args)) => return init::completions(args),
+        Some(Command::ExecQuery(args)) => return exec_query::exec_query(args),
         _ => {}
     }
     let mut config = load_config(cli.config.as_deref())?;
+    settle_trust(&mut config, &cli)?;
     // The flag wins over the environment, which wins over looptop.toml.
     let from_env = std::env::var_os(NVML_LIB_ENV).filter(|v| !v.is_empty()).map(Into::into);
     if let Some(lib) = cli.nvml_lib.or(from_env) {
@@ -65,7 +68,6 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
     };
     match command {
         Command::Doctor(args) => doctor::doctor(&config, &args),
-        Command::ExecQuery(args) => exec_query::exec_query(&args),
         Command::Run(args) => run::run(&config, args),
         Command::Bench(args) => run::bench(&config, args),
         Command::Trust => run::trust(&config),
@@ -73,7 +75,9 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Stats(args) => history::stats(&config, &args),
         Command::Query(args) => history::query(&config, &args),
         Command::Export(args) => history::export(&config, &args),
-        Command::Init(_) | Command::Completions(_) => unreachable!("handled before the config is loaded"),
+        Command::Init(_) | Command::Completions(_) | Command::ExecQuery(_) => {
+            unreachable!("handled before the config is loaded")
+        }
     }
 }
 
@@ -88,4 +92,25 @@ fn load_config(explicit: Option<&Path>) -> Result<Config, Failure> {
         None => Config::discover(&cwd),
     };
     loaded.map_err(|e| Failure::usage(e.to_string()))
+}
+
+/// Decides whether the config is approved (`--trust` approves it for this run) and strips what
+/// an unapproved one may not do; says once, on stderr, what was ignored (doctor shows it in its
+/// report instead).
+fn settle_trust(config: &mut Config, cli: &Cli) -> Result<(), Failure> {
+    let Some(file) = config.file.clone() else { return Ok(()) };
+    let accept = match &cli.command {
+        None => cli.tui.trust,
+        Some(Command::Run(args)) => args.trust,
+        Some(Command::Bench(args)) => args.trust,
+        Some(_) => false,
+    };
+    let store = TrustStore::for_user().map_err(|e| Failure::runtime(e.to_string()))?;
+    trust::settle(config, &store, accept)
+        .map_err(|e| Failure::runtime(format!("cannot read {}: {e}", crate::text::escape_path(&file))))?;
+    let reported_elsewhere = matches!(cli.command, Some(Command::Doctor(_) | Command::Trust));
+    if let Some(notice) = trust::ignored_notice(config).filter(|_| !reported_elsewhere) {
+        eprintln!("looptop: {notice}");
+    }
+    Ok(())
 }

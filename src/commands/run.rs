@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::Failure;
 use crate::app::{forward_signals, run_loop, Frontend, Sinks, EVENT_CHANNEL_CAPACITY};
 use crate::cli::{BenchArgs, RunArgs};
-use crate::config::trust::{describe_commands, TrustStore};
+use crate::config::trust::{approved_text, refusal, TrustStore};
 use crate::config::{Config, JobCommand, JobSpec};
 use crate::diagnose::thresholds::BASELINE_RUNS;
 use crate::effect::Report;
@@ -23,6 +23,7 @@ use crate::state::view::{View, TREND_RUNS};
 use crate::state::{Coalescing, Mode, State};
 use crate::store::reader::History;
 use crate::store::recorder::Recorder;
+use crate::text::escape_path;
 
 /// `looptop run`.
 pub fn run(config: &Config, args: RunArgs) -> Result<u8, Failure> {
@@ -302,24 +303,10 @@ fn choose_job(config: &Config, command: &[String], name: Option<&str>, trust: bo
 }
 
 fn ensure_trusted(config: &Config, accept: bool) -> Result<(), Failure> {
-    let Some(file) = &config.file else { return Ok(()) };
-    if accept {
-        return Ok(());
+    match refusal(config).filter(|_| !accept) {
+        Some(message) => Err(Failure::usage(message)),
+        None => Ok(()),
     }
-    let store = TrustStore::for_user().map_err(|e| Failure::runtime(e.to_string()))?;
-    let trusted = store
-        .is_trusted(file)
-        .map_err(|e| Failure::runtime(format!("cannot read {}: {e}", file.display())))?;
-    if trusted {
-        return Ok(());
-    }
-    Err(Failure::usage(format!(
-        "{} has not been approved on this machine, and it runs commands:\n{}\
-         If these are what you expect, approve them with `looptop trust` (run in {}), or pass --trust to run once.",
-        file.display(),
-        describe_commands(config),
-        config.root.display()
-    )))
 }
 
 /// `looptop trust`.
@@ -327,19 +314,14 @@ pub fn trust(config: &Config) -> Result<u8, Failure> {
     let file: PathBuf = config.file.clone().ok_or_else(|| {
         Failure::usage(format!(
             "no looptop.toml in {} or its parents: nothing to trust",
-            config.root.display()
+            escape_path(&config.root)
         ))
     })?;
     let store = TrustStore::for_user().map_err(|e| Failure::runtime(e.to_string()))?;
     store
         .approve(&file)
-        .map_err(|e| Failure::runtime(format!("cannot record the approval of {}: {e}", file.display())))?;
-    println!(
-        "approved {} on this machine; looptop may now run:\n{}",
-        file.display(),
-        describe_commands(config)
-    );
-    println!("Any edit to the file asks again.");
+        .map_err(|e| Failure::runtime(format!("cannot record the approval of {}: {e}", escape_path(&file))))?;
+    print!("{}", approved_text(config));
     Ok(0)
 }
 

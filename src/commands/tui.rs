@@ -29,7 +29,7 @@ pub fn tui(config: &Config, args: &TuiArgs) -> Result<u8, Failure> {
         .unwrap_or_else(|| DEFAULT_THEME.to_string());
     let (themes, start, warnings) = load_themes(&wanted, terminal_has_truecolor());
     let mut view = View::new(jobs.len(), start);
-    view.warning = warnings.first().cloned();
+    view.warning = warnings.first().cloned().or_else(|| ignored_warning(config));
     if let Some(name) = &args.job {
         view.job = jobs
             .iter()
@@ -54,4 +54,16 @@ pub fn tui(config: &Config, args: &TuiArgs) -> Result<u8, Failure> {
     // The terminal is given back before anything else is printed.
     drop(sinks);
     Ok(code)
+}
+
+/// The status line's word on what an unapproved config had ignored (stderr is hidden by the TUI).
+fn ignored_warning(config: &Config) -> Option<String> {
+    let mut keys: Vec<&str> = config.ignored_settings().iter().map(|i| i.key).collect();
+    keys.dedup();
+    (!keys.is_empty()).then(|| {
+        format!(
+            "looptop.toml is not approved: ignoring {}; `looptop trust` approves it",
+            keys.join(", ")
+        )
+    })
 }

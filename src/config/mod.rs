@@ -214,6 +214,8 @@ pub struct Config {
     pub sampler: SamplerSettings,
     /// `[ui] theme`.
     pub ui_theme: Option<String>,
+    /// Whether the file is approved; until `trust::settle` says so, its jobs do not run.
+    pub approval: trust::Approval,
 }
 
 /// Why a config could not be loaded.
@@ -249,6 +251,7 @@ impl Config {
             jobs: Vec::new(),
             sampler: SamplerSettings::default(),
             ui_theme: None,
+            approval: trust::Approval::NoFile,
         }
     }
 
@@ -305,6 +308,7 @@ impl Config {
             history_path,
             sampler,
             ui_theme: raw.ui.theme,
+            approval: trust::Approval::Unapproved(Vec::new()),
         })
     }
 

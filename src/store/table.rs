@@ -72,7 +72,8 @@ impl Cell {
             Cell::Int(n) => n.to_string(),
             Cell::Float(f) if duration => crate::headless::format_duration_ms(*f),
             Cell::Float(f) => trim_float(*f),
-            Cell::Text(s) => s.replace(['\n', '\t'], " "),
+            // Text comes from projects (commands, paths): shown, never obeyed, by the terminal.
+            Cell::Text(s) => crate::text::one_line(s).into_owned(),
             Cell::Time(micros) => {
                 let text = humantime::format_rfc3339_seconds(time_of(*micros)).to_string();
                 text.replacen('T', " ", 1)

@@ -12,6 +12,7 @@ use super::{short_duration, Theme};
 use crate::event::GpuStatus;
 use crate::report::Outcome;
 use crate::state::State;
+use crate::text::one_line;
 
 /// Draws the two header lines.
 pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now: Instant) {
@@ -20,6 +21,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now
         || state.root.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
+    let project = one_line(&project);
     let mut first = vec![
         Span::styled(format!(" looptop · {project} "), theme.accent),
         Span::raw(" "),
@@ -30,7 +32,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now
         } else {
             theme.dim
         };
-        first.push(Span::styled(format!(" {} {} ", i + 1, job.spec.name), style));
+        first.push(Span::styled(format!(" {} {} ", i + 1, one_line(&job.spec.name)), style));
     }
     if let Some(job) = state.jobs.get(view.job) {
         first.push(Span::raw("  "));
@@ -77,19 +79,25 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now
     let gpus = match &state.gpus {
         None => Span::styled(" GPU: not looked at yet", theme.dim),
         Some(GpuStatus::Available { devices, driver, .. }) => {
-            let names: Vec<String> = devices.iter().map(|d| format!("{} {}", d.index, d.name)).collect();
+            let names: Vec<String> = devices
+                .iter()
+                .map(|d| format!("{} {}", d.index, one_line(&d.name)))
+                .collect();
             Span::styled(
                 format!(
                     " GPU: {} (driver {})",
                     names.join(", "),
-                    driver.as_deref().unwrap_or("?")
+                    one_line(driver.as_deref().unwrap_or("?"))
                 ),
                 theme.gpu,
             )
         }
         Some(GpuStatus::Unavailable(why)) => {
             let short = why.reason.split(':').next().unwrap_or(&why.reason).to_string();
-            Span::styled(format!(" GPU: none ({short}; `looptop doctor` says more)"), theme.dim)
+            Span::styled(
+                format!(" GPU: none ({}; `looptop doctor` says more)", one_line(&short)),
+                theme.dim,
+            )
         }
     };
     let lines = vec![Line::from(first), Line::from(gpus)];

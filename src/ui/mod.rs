@@ -20,6 +20,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::state::State;
+use crate::text::one_line;
 pub use layout::Panes;
 pub use theme::Theme;
 
@@ -51,14 +52,14 @@ fn draw_status(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) 
             Span::styled(format!("{typed}▏"), theme.text),
         ])
     } else if let Some(warning) = &view.warning {
-        Line::from(Span::styled(warning.clone(), theme.warn))
+        Line::from(Span::styled(one_line(warning).into_owned(), theme.warn))
     } else if let Some(notice) = &view.notice {
         let style = match notice.level {
             crate::event::Level::Info => theme.dim,
             crate::event::Level::Warn => theme.warn,
             crate::event::Level::Error => theme.error,
         };
-        Line::from(Span::styled(notice.message.clone(), style))
+        Line::from(Span::styled(one_line(&notice.message).into_owned(), style))
     } else {
         Line::from(Span::styled(
             "r rerun · s stop · p pause · Tab job · ←→ runs · o output · / search · ? help · q quit",

@@ -13,6 +13,7 @@ use crate::headless::format_bytes;
 use crate::report::count;
 use crate::sample::Sample;
 use crate::state::State;
+use crate::text::one_line;
 
 const LEVELS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 /// Width of the labels column.
@@ -79,7 +80,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, roo
         theme,
     ));
     if let Some(busiest) = last.tree.busiest() {
-        let name: String = busiest.name.chars().take(8).collect();
+        let name: String = one_line(&busiest.name).chars().take(8).collect();
         lines.push(spark(
             label(&name, &format!("{:.0}%", busiest.cpu_pct)),
             samples

@@ -13,6 +13,7 @@ use crate::diagnose::regression::Flag;
 use crate::diagnose::verdict::median;
 use crate::state::view::TrendPoint;
 use crate::state::State;
+use crate::text::one_line;
 
 const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -43,7 +44,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
             if point.trigger.is_empty() {
                 "first run".to_string()
             } else {
-                point.trigger.join(", ")
+                one_line(&point.trigger.join(", ")).into_owned()
             }
         ),
         None => match middle {
@@ -114,13 +115,13 @@ pub fn draw_verdict(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Th
     let mut lines: Vec<Line<'_>> = Vec::new();
     let bold = Style::new().add_modifier(Modifier::BOLD);
     let verdict_lines = |point: &TrendPoint, lines: &mut Vec<Line<'_>>| {
-        let text = point.verdict.clone().unwrap_or_else(|| "no verdict".to_string());
+        let text = one_line(point.verdict.as_deref().unwrap_or("no verdict")).into_owned();
         lines.push(Line::from(Span::styled(text, theme.text.patch(bold))));
         if let Some(metrics) = &point.metrics {
-            lines.push(Line::from(Span::styled(metrics.clone(), theme.text)));
+            lines.push(Line::from(Span::styled(one_line(metrics).into_owned(), theme.text)));
         }
         for hint in &point.hints {
-            lines.push(Line::from(Span::styled(format!("→ {hint}"), theme.dim)));
+            lines.push(Line::from(Span::styled(format!("→ {}", one_line(hint)), theme.dim)));
         }
     };
     match (selected, running) {

@@ -204,6 +204,8 @@ fn nvml_lib_in_the_config_is_used_and_a_gpu_less_driver_is_said() {
     let project = project.with_env("LOOPTOP_NVML_LIB", "");
     project.write("looptop.toml", &format!("[gpu]\nnvml_lib = \"{lib}\"\n"));
     script.set("count", 0).set("driver", "550.54.15");
+    // A config's library is loaded only once the config is approved.
+    assert!(project.run(&["trust"]).status.success());
     let done = project.run(&["doctor", "--json"]);
     let report: Value = serde_json::from_str(&done.stdout).expect("json");
     let reason = report["nvml"]["reason"].as_str().unwrap_or_default();

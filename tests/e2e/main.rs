@@ -15,5 +15,6 @@ mod readme;
 mod safety;
 mod sampling;
 mod stopping;
+mod trust;
 mod tui;
 mod watching;

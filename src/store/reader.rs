@@ -101,7 +101,8 @@ impl History {
             .prepare(
                 "SELECT * FROM (SELECT run_id::VARCHAR, duration_ms, outcome, regression, \
                  strftime(started_at::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), array_to_string(trigger_files, chr(10)), \
-                 verdict_summary, array_to_string(coalesce(hints, []), chr(10)), metric_summary, started_at FROM runs \
+                 verdict_summary, array_to_string(coalesce(hints, []), chr(10)), metric_summary, started_at, verdict, \
+                 query_profile FROM runs \
                  WHERE job = ? AND duration_ms IS NOT NULL AND outcome <> 'running' \
                  ORDER BY started_at DESC LIMIT ?) ORDER BY started_at",
             )
@@ -131,12 +132,13 @@ impl History {
                     },
                     started: row.get(4)?,
                     trigger: split(row.get(5)?),
-                    verdict: row.get(6)?,
-                    hints: split(row.get(7)?),
-                    metrics: row
-                        .get::<_, Option<String>>(8)?
-                        .and_then(|json| serde_json::from_str::<Vec<MetricSummary>>(&json).ok())
-                        .and_then(|m| crate::diagnose::metrics::describe(&m)),
+                    description: described(
+                        row.get::<_, Option<String>>(10)?.as_deref(),
+                        row.get(6)?,
+                        split(row.get(7)?),
+                        row.get(8)?,
+                        row.get(11)?,
+                    ),
                 })
             })
             .map_err(failed)?;
@@ -226,5 +228,36 @@ impl History {
         let columns = stmt.column_names();
         debug_assert!(cells.is_empty() || width == columns.len());
         Ok(Table { columns, rows: cells })
+    }
+}
+
+/// A recorded run's description, from what the history kept of it: its verdict (`kind` and
+/// `summary`), the verdict's hints, the metric summary and the query profile (JSON text). The
+/// regression line is not rebuilt: the history keeps the flag, not the baseline's size.
+fn described(
+    kind: Option<&str>,
+    summary: Option<String>,
+    hints: Vec<String>,
+    metrics: Option<String>,
+    query: Option<String>,
+) -> crate::report::Description {
+    let query: Option<serde_json::Value> = query.and_then(|json| serde_json::from_str(&json).ok());
+    let query_hints = query
+        .as_ref()
+        .and_then(|q| q.get("hints")?.as_array().cloned())
+        .unwrap_or_default();
+    crate::report::Description {
+        verdict: summary.filter(|_| kind != Some(crate::diagnose::verdict::Kind::TooShort.as_str())),
+        regression: None,
+        metrics: metrics
+            .and_then(|json| serde_json::from_str::<Vec<MetricSummary>>(&json).ok())
+            .and_then(|m| crate::diagnose::metrics::describe(&m)),
+        query: query
+            .and_then(|q| serde_json::from_value::<crate::diagnose::query::QueryProfile>(q).ok())
+            .map(|p| crate::report::query_line(&p)),
+        hints: hints
+            .into_iter()
+            .chain(query_hints.iter().filter_map(|h| h.as_str().map(str::to_string)))
+            .collect(),
     }
 }

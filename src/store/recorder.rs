@@ -359,7 +359,7 @@ fn record_diagnosis(conn: &Connection, finished: &RunFinished) -> duckdb::Result
         "UPDATE runs SET verdict = ?, verdict_cause = ?, verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, \
          stalls = ?, stall_ms = ?, hints = CASE WHEN ? = '' THEN []::VARCHAR[] ELSE string_split(?, chr(10)) END, \
          regression = ?, regression_ratio = ?, baseline_ms = ?, query_rows = ?, query_ms = ?, query_profile = ?, \
-         metric_summary = ? WHERE run_id = ?::UUID",
+         metric_summary = ?, run_queue_delay_pct = ? WHERE run_id = ?::UUID",
         params![
             verdict.map(|v| v.kind.as_str()),
             verdict.and_then(|v| v.cause).map(|c| c.as_str()),
@@ -379,6 +379,7 @@ fn record_diagnosis(conn: &Connection, finished: &RunFinished) -> duckdb::Result
             (!finished.metrics.is_empty())
                 .then(|| serde_json::to_string(&finished.metrics).ok())
                 .flatten(),
+            finished.usage.run_queue_delay_pct,
             finished.run.run_id
         ],
     )

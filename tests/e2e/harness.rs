@@ -294,3 +294,26 @@ pub fn trigger(event: &Value) -> Vec<String> {
         .map(|list| list.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
+
+/// A process keeping a CPU busy beside the job, started under `prefix` (`taskset -c 0`,
+/// `nice -n 19`), killed when dropped: the other work of a busy machine.
+pub struct Hog(Child);
+
+impl Hog {
+    pub fn under(prefix: &[&str]) -> Self {
+        let child = Command::new(prefix.first().copied().unwrap_or("env"))
+            .args(prefix.iter().skip(1))
+            .args(["sh", "-c", "while :; do :; done"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start a CPU hog");
+        Self(child)
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -255,8 +255,8 @@ fn summary(verdict: &Verdict, points: &[Point], duration_ms: f64) -> String {
         Kind::Contended => {
             let tree = mean(points.iter().map(|p| f64::from(p.tree_cpu_pct))).unwrap_or(0.0);
             format!(
-                "{kind}: ready to run but waiting for a CPU {:.0} % of the run, running {tree:.0} % of one core; \
-                 host CPU {:.0} % busy with other work",
+                "{kind}: ready to run but waiting for a CPU {:.0} % of the run (its threads summed), \
+                 running {tree:.0} % of one core; host CPU {:.0} % busy with other work",
                 verdict.run_queue_delay_pct.unwrap_or(0.0),
                 verdict.host_cpu_pct.unwrap_or(0.0)
             )
@@ -435,8 +435,8 @@ mod tests {
         assert_eq!(verdict.host_cpu_pct, Some(100.0));
         assert_eq!(
             verdict.summary,
-            "contended: ready to run but waiting for a CPU 52 % of the run, running 45 % of one core; \
-             host CPU 100 % busy with other work"
+            "contended: ready to run but waiting for a CPU 52 % of the run (its threads summed), \
+             running 45 % of one core; host CPU 100 % busy with other work"
         );
         assert!(
             verdict.hints.iter().any(|h| h.contains("other work")),

@@ -270,14 +270,21 @@ mod tests {
         }
         let _ = child.kill();
         let _ = child.wait();
-        // A busy loop on a possibly shared 2-core machine: well above idle, at most one core.
+        // A busy loop on a possibly shared machine: busy from the first sample, at most one core.
         for sample in &samples {
-            assert!(sample.cpu_pct > 25.0 && sample.cpu_pct < 105.0, "{sample:?}");
+            assert!(sample.cpu_pct > 1.0 && sample.cpu_pct < 105.0, "{sample:?}");
             assert_eq!(sample.processes, 1);
             assert_eq!(sample.busiest().map(|p| p.pid), Some(pid));
             assert!(sample.rss_bytes > 0, "{sample:?}");
         }
-        assert!(samples[1].run_queue_delay_pct.is_some(), "{:?}", samples[1]);
+        // It never sleeps: what it did not run it spent waiting for a CPU, however loaded the
+        // machine (where the kernel keeps schedstats).
+        if let Some(queued) = samples[1].run_queue_delay_pct {
+            let wanted = samples[1].cpu_pct + queued;
+            assert!(wanted > 80.0 && wanted < 110.0, "{:?}", samples[1]);
+        } else {
+            assert!(samples[1].cpu_pct > 25.0, "{:?}", samples[1]);
+        }
     }
 
     #[test]

@@ -187,15 +187,10 @@ impl Description {
         let verdict = finished.verdict.as_ref();
         Self {
             verdict: verdict.filter(|v| v.kind != Kind::TooShort).map(|v| v.summary.clone()),
-            regression: finished.regression.as_ref().map(|r| {
-                format!(
-                    "{:.1}x {} than the median of the last {} passing runs ({})",
-                    r.ratio,
-                    r.flag.as_str(),
-                    r.baseline_runs,
-                    format_duration_ms(r.baseline_ms)
-                )
-            }),
+            regression: finished
+                .regression
+                .as_ref()
+                .map(|r| regression_line(r.flag, r.ratio, r.baseline_runs, r.baseline_ms)),
             metrics: crate::diagnose::metrics::describe(&finished.metrics),
             query: finished.query.as_ref().map(|q| query_line(&q.profile)),
             hints: verdict
@@ -214,6 +209,15 @@ impl Description {
         lines.extend(self.hints.iter().map(|h| format!("→ {h}")));
         lines
     }
+}
+
+/// "2.3x slower than the median of the last 10 passing runs (1.210 s)".
+pub fn regression_line(flag: crate::diagnose::regression::Flag, ratio: f64, runs: usize, baseline_ms: f64) -> String {
+    format!(
+        "{ratio:.1}x {} than the median of the last {runs} passing runs ({})",
+        flag.as_str(),
+        format_duration_ms(baseline_ms)
+    )
 }
 
 /// "query: 100 rows in 12.0 ms; slowest: HASH_GROUP_BY 8.0 ms (100 rows), ...".

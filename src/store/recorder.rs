@@ -359,7 +359,7 @@ fn record_diagnosis(conn: &Connection, finished: &RunFinished) -> duckdb::Result
         "UPDATE runs SET verdict = ?, verdict_cause = ?, verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, \
          stalls = ?, stall_ms = ?, hints = CASE WHEN ? = '' THEN []::VARCHAR[] ELSE string_split(?, chr(10)) END, \
          regression = ?, regression_ratio = ?, baseline_ms = ?, query_rows = ?, query_ms = ?, query_profile = ?, \
-         metric_summary = ?, run_queue_delay_pct = ? WHERE run_id = ?::UUID",
+         metric_summary = ?, run_queue_delay_pct = ?, baseline_runs = ? WHERE run_id = ?::UUID",
         params![
             verdict.map(|v| v.kind.as_str()),
             verdict.and_then(|v| v.cause).map(|c| c.as_str()),
@@ -380,6 +380,7 @@ fn record_diagnosis(conn: &Connection, finished: &RunFinished) -> duckdb::Result
                 .then(|| serde_json::to_string(&finished.metrics).ok())
                 .flatten(),
             finished.usage.run_queue_delay_pct,
+            regression.map(|r| u32::try_from(r.baseline_runs).unwrap_or(u32::MAX)),
             finished.run.run_id
         ],
     )

@@ -232,7 +232,7 @@ fn summary(verdict: &Verdict, points: &[Point], duration_ms: f64) -> String {
                 }
                 Some(Cause::Cpu) => "every core busy".to_string(),
                 Some(Cause::Contended) => format!(
-                    "waiting for a CPU {:.0} % of the run, host CPU {:.0} % busy with other work",
+                    "waiting for a CPU {:.0} % of the run, host CPU {:.0} % busy",
                     verdict.run_queue_delay_pct.unwrap_or(0.0),
                     verdict.host_cpu_pct.unwrap_or(0.0)
                 ),
@@ -256,7 +256,7 @@ fn summary(verdict: &Verdict, points: &[Point], duration_ms: f64) -> String {
             let tree = mean(points.iter().map(|p| f64::from(p.tree_cpu_pct))).unwrap_or(0.0);
             format!(
                 "{kind}: ready to run but waiting for a CPU {:.0} % of the run (its threads summed), \
-                 running {tree:.0} % of one core; host CPU {:.0} % busy with other work",
+                 running {tree:.0} % of one core; host CPU {:.0} % busy",
                 verdict.run_queue_delay_pct.unwrap_or(0.0),
                 verdict.host_cpu_pct.unwrap_or(0.0)
             )
@@ -436,7 +436,7 @@ mod tests {
         assert_eq!(
             verdict.summary,
             "contended: ready to run but waiting for a CPU 52 % of the run (its threads summed), \
-             running 45 % of one core; host CPU 100 % busy with other work"
+             running 45 % of one core; host CPU 100 % busy"
         );
         assert!(
             verdict.hints.iter().any(|h| h.contains("other work")),

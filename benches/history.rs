@@ -133,6 +133,7 @@ fn sample(i: usize) -> Sample {
             rss_bytes: 1_000_000 + i as u64,
             read_bytes_per_s: 1e6,
             write_bytes_per_s: 0.0,
+            run_queue_delay_pct: Some(4.0),
             top: vec![ProcessSample {
                 pid: 4242,
                 name: "python".into(),

@@ -7,10 +7,11 @@ use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::diagnose::verdict::Kind;
+use crate::diagnose::query::ProtocolFilter;
 use crate::effect::Report;
 use crate::event::{Level, Stream};
-use crate::report::{json_line, Outcome, RunFinished, RunStarted, RunUsage};
+pub use crate::report::{format_bytes, format_duration_ms};
+use crate::report::{json_line, Description, Outcome, RunFinished, RunStarted, RunUsage};
 use crate::state::update::describe_trigger;
 use crate::state::Trigger;
 use crate::text::one_line;
@@ -25,6 +26,8 @@ pub struct Printer {
     /// Log files of runs in progress, by run id.
     logs: HashMap<String, PathBuf>,
     binary_runs: HashSet<String>,
+    /// Per run, for stdout and stderr: `exec-query`'s summary lines are the loop's, not the user's.
+    protocol: HashMap<String, [ProtocolFilter; 2]>,
     /// Whether the terminal's cursor is at the start of a line (after the job's output).
     at_line_start: bool,
     /// Whether the job's output is shown (it is always logged).
@@ -40,6 +43,7 @@ impl Printer {
             base,
             logs: HashMap::new(),
             binary_runs: HashSet::new(),
+            protocol: HashMap::new(),
             at_line_start: true,
             show_output: true,
         }
@@ -58,8 +62,13 @@ impl Printer {
                 }
             }
             Report::RunFinished(finished) => {
-                self.logs.remove(&finished.run.run_id);
-                self.binary_runs.remove(&finished.run.run_id);
+                let id = &finished.run.run_id;
+                if let Some([mut stdout, mut stderr]) = self.protocol.remove(id) {
+                    self.show(id, Stream::Stdout, &stdout.finish());
+                    self.show(id, Stream::Stderr, &stderr.finish());
+                }
+                self.logs.remove(id);
+                self.binary_runs.remove(id);
             }
             _ => {}
         }
@@ -77,10 +86,9 @@ impl Printer {
             Report::Stall(stall) => self.paint(
                 YELLOW,
                 &format!(
-                    "[looptop] ⚠ {}: the GPU has been starved (< 10 % busy) for {:.1} s, since {:.1} s into the run",
+                    "[looptop] ⚠ {}: {}",
                     stall.job,
-                    (stall.at_ms - stall.since_ms) / 1000.0,
-                    stall.since_ms / 1000.0
+                    crate::diagnose::stall::describe(stall.since_ms, stall.at_ms)
                 ),
             ),
             Report::Notice(notice) => {
@@ -106,6 +114,12 @@ impl Printer {
     }
 
     fn output(&mut self, run_id: &str, stream: Stream, bytes: &[u8]) {
+        let filters = self.protocol.entry(run_id.to_string()).or_default();
+        let shown = filters[usize::from(stream == Stream::Stderr)].pass(bytes);
+        self.show(run_id, stream, &shown);
+    }
+
+    fn show(&mut self, run_id: &str, stream: Stream, bytes: &[u8]) {
         if !self.show_output || bytes.is_empty() || self.binary_runs.contains(run_id) {
             return;
         }
@@ -176,7 +190,7 @@ impl Printer {
             .unwrap_or_default();
         let usage = usage_summary(&finished.usage);
         let mut text = self.paint(color, &format!("[looptop] {what} · {cpu}{usage}{log}"));
-        for line in diagnosis_lines(finished) {
+        for line in Description::of(finished).lines() {
             text.push('\n');
             text.push_str(&self.paint(DIM, &format!("[looptop]   {line}")));
         }
@@ -249,78 +263,6 @@ fn usage_summary(usage: &RunUsage) -> String {
     text
 }
 
-/// The verdict (unless too short to judge), a regression, and the hints, one line each.
-fn diagnosis_lines(finished: &RunFinished) -> Vec<String> {
-    let mut lines = Vec::new();
-    if let Some(verdict) = finished.verdict.as_ref().filter(|v| v.kind != Kind::TooShort) {
-        lines.push(verdict.summary.clone());
-    }
-    if let Some(regression) = &finished.regression {
-        lines.push(format!(
-            "{:.1}x {} than the median of the last {} passing runs ({})",
-            regression.ratio,
-            regression.flag.as_str(),
-            regression.baseline_runs,
-            format_duration_ms(regression.baseline_ms)
-        ));
-    }
-    lines.extend(crate::diagnose::metrics::describe(&finished.metrics));
-    if let Some(query) = &finished.query {
-        let top: Vec<String> = query
-            .profile
-            .operators
-            .iter()
-            .take(3)
-            .map(|o| format!("{} {} ({} rows)", o.name, format_duration_ms(o.ms), o.rows))
-            .collect();
-        let slowest = if top.is_empty() {
-            String::new()
-        } else {
-            format!("; slowest: {}", top.join(", "))
-        };
-        lines.push(format!(
-            "query: {} rows in {}{slowest}",
-            query.profile.rows,
-            format_duration_ms(query.profile.elapsed_ms),
-        ));
-    }
-    let hints = finished.verdict.iter().flat_map(|v| &v.hints);
-    let query_hints = finished.query.iter().flat_map(|q| &q.hints);
-    lines.extend(hints.chain(query_hints).map(|h| format!("→ {h}")));
-    lines
-}
-
-/// Bytes in the largest unit that keeps the number at least 1 ("1.2 GB", "640 B").
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = "B";
-    for next in UNITS {
-        if value < 1000.0 {
-            break;
-        }
-        value /= 1000.0;
-        unit = next;
-    }
-    if unit == "B" {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {unit}")
-    }
-}
-
-/// "850.2 ms", "1.234 s", "2 min 3.4 s".
-pub fn format_duration_ms(ms: f64) -> String {
-    if ms < 1000.0 {
-        format!("{ms:.1} ms")
-    } else if ms < 60_000.0 {
-        format!("{:.3} s", ms / 1000.0)
-    } else {
-        let minutes = (ms / 60_000.0).floor();
-        format!("{minutes:.0} min {:.1} s", (ms - minutes * 60_000.0) / 1000.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +293,7 @@ mod tests {
             gpu_util_mean_pct: Some(18.4),
             gpu_mem_peak_bytes: Some(2_100_000_000),
             gpu_on_fraction: Some(0.9),
+            run_queue_delay_pct: Some(3.0),
         };
         assert_eq!(
             usage_summary(&usage),

@@ -133,6 +133,8 @@ pub struct RunUsage {
     pub gpu_mem_peak_bytes: Option<u64>,
     /// Share of samples in which a process of the run held a GPU context.
     pub gpu_on_fraction: Option<f64>,
+    /// Mean time the tree's threads spent runnable but waiting for a CPU, in % of one thread.
+    pub run_queue_delay_pct: Option<f64>,
 }
 
 impl RunFinished {
@@ -163,11 +165,125 @@ fn rfc3339<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::
     serializer.collect_str(&humantime::format_rfc3339_millis(*time))
 }
 
+/// How every front end (the terminal, JSON, the TUI) words a finished run: made once, here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Description {
+    /// The verdict with its evidence, in one line; `None` when the run was too short to judge.
+    pub verdict: Option<String>,
+    /// A change of duration beyond the noise of the job's recent passing runs.
+    pub regression: Option<String>,
+    /// The metrics the run printed.
+    pub metrics: Option<String>,
+    /// A query job's result size, time and slowest operators.
+    pub query: Option<String>,
+    /// What to try: the verdict's hints, then the query's.
+    pub hints: Vec<String>,
+}
+
+impl Description {
+    /// The description of `finished`.
+    pub fn of(finished: &RunFinished) -> Self {
+        use crate::diagnose::verdict::Kind;
+        let verdict = finished.verdict.as_ref();
+        Self {
+            verdict: verdict.filter(|v| v.kind != Kind::TooShort).map(|v| v.summary.clone()),
+            regression: finished
+                .regression
+                .as_ref()
+                .map(|r| regression_line(r.flag, r.ratio, r.baseline_runs, r.baseline_ms)),
+            metrics: crate::diagnose::metrics::describe(&finished.metrics),
+            query: finished.query.as_ref().map(|q| query_line(&q.profile)),
+            hints: verdict
+                .into_iter()
+                .flat_map(|v| &v.hints)
+                .chain(finished.query.iter().flat_map(|q| &q.hints))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// One line per part, in the order every front end shows them; hints start with "→ ".
+    pub fn lines(&self) -> Vec<String> {
+        let parts = [&self.verdict, &self.regression, &self.metrics, &self.query];
+        let mut lines: Vec<String> = parts.into_iter().flatten().cloned().collect();
+        lines.extend(self.hints.iter().map(|h| format!("→ {h}")));
+        lines
+    }
+}
+
+/// "2.3x slower than the median of the last 10 passing runs (1.210 s)".
+pub fn regression_line(flag: crate::diagnose::regression::Flag, ratio: f64, runs: usize, baseline_ms: f64) -> String {
+    format!(
+        "{ratio:.1}x {} than the median of the last {runs} passing runs ({})",
+        flag.as_str(),
+        format_duration_ms(baseline_ms)
+    )
+}
+
+/// "query: 100 rows in 12.0 ms; slowest: HASH_GROUP_BY 8.0 ms (100 rows), ...".
+pub fn query_line(profile: &crate::diagnose::query::QueryProfile) -> String {
+    let top: Vec<String> = profile
+        .operators
+        .iter()
+        .take(3)
+        .map(|o| format!("{} {} ({} rows)", o.name, format_duration_ms(o.ms), o.rows))
+        .collect();
+    let slowest = if top.is_empty() {
+        String::new()
+    } else {
+        format!("; slowest: {}", top.join(", "))
+    };
+    format!(
+        "query: {} rows in {}{slowest}",
+        profile.rows,
+        format_duration_ms(profile.elapsed_ms)
+    )
+}
+
+/// Bytes in the largest unit that keeps the number at least 1 ("1.2 GB", "640 B").
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = "B";
+    for next in UNITS {
+        if value < 1000.0 {
+            break;
+        }
+        value /= 1000.0;
+        unit = next;
+    }
+    if unit == "B" {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {unit}")
+    }
+}
+
+/// "850.2 ms", "1.234 s", "2 min 3.4 s".
+pub fn format_duration_ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 60_000.0 {
+        format!("{:.3} s", ms / 1000.0)
+    } else {
+        let minutes = (ms / 60_000.0).floor();
+        format!("{minutes:.0} min {:.1} s", (ms - minutes * 60_000.0) / 1000.0)
+    }
+}
+
+/// `run_finished` in JSON: the run and its description.
+#[derive(Serialize)]
+struct FinishedJson<'a> {
+    #[serde(flatten)]
+    run: &'a RunFinished,
+    description: Description,
+}
+
 #[derive(Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 enum JsonLine<'a> {
     RunStarted(&'a RunStarted),
-    RunFinished(&'a RunFinished),
+    RunFinished(FinishedJson<'a>),
     Stall(&'a StallStarted),
     Notice(&'a Notice),
 }
@@ -177,7 +293,10 @@ enum JsonLine<'a> {
 pub fn json_line(report: &Report) -> Option<String> {
     let line = match report {
         Report::RunStarted(started) => JsonLine::RunStarted(started),
-        Report::RunFinished(finished) => JsonLine::RunFinished(finished),
+        Report::RunFinished(finished) => JsonLine::RunFinished(FinishedJson {
+            run: finished,
+            description: Description::of(finished),
+        }),
         Report::Notice(notice) => JsonLine::Notice(notice),
         Report::Stall(stall) => JsonLine::Stall(stall),
         Report::Output { .. } | Report::Sample { .. } | Report::Metric { .. } => return None,
@@ -227,6 +346,48 @@ mod tests {
         assert_eq!(value["trigger"][0], "src/a.py");
         assert_eq!(value["samples"], 0);
         assert_eq!(value["gpu_util_mean_pct"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn one_description_serves_every_front_end() {
+        use crate::diagnose::query::{QueryProfile, QueryReport};
+        use crate::diagnose::regression::{Flag, Regression};
+        let mut run = finished(Outcome::Pass, Some(0), None);
+        run.verdict = Some(crate::diagnose::verdict::judge(
+            &crate::diagnose::on_gpu(&[95; 8]),
+            2000.0,
+        ));
+        run.regression = Some(Regression {
+            flag: Flag::Slower,
+            ratio: 2.3,
+            baseline_ms: 1210.0,
+            baseline_runs: 10,
+            noise_ms: 12.0,
+        });
+        run.query = Some(QueryReport {
+            profile: QueryProfile::from_duckdb_json("{}", 100, 12.0),
+            hints: vec!["a columnar copy".into()],
+        });
+        let description = Description::of(&run);
+        let lines = description.lines();
+        assert_eq!(lines[0], "gpu-bound: GPU busy 95 %");
+        assert_eq!(
+            lines[1],
+            "2.3x slower than the median of the last 10 passing runs (1.210 s)"
+        );
+        assert_eq!(lines[2], "query: 100 rows in 12.0 ms");
+        assert_eq!(lines.last().map(String::as_str), Some("→ a columnar copy"));
+        let line = json_line(&Report::RunFinished(run)).expect("json");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("parses");
+        assert_eq!(value["description"]["query"], "query: 100 rows in 12.0 ms");
+        assert_eq!(
+            value["description"]["hints"].as_array().map(Vec::len),
+            Some(description.hints.len())
+        );
+        // Too short to judge: no verdict line anywhere.
+        let mut short = finished(Outcome::Pass, Some(0), None);
+        short.verdict = Some(crate::diagnose::verdict::judge(&[], 100.0));
+        assert_eq!(Description::of(&short), Description::default());
     }
 
     #[test]

@@ -50,10 +50,15 @@ pub struct TreeSample {
     pub cpu_pct: f32,
     /// Resident memory of the whole tree.
     pub rss_bytes: u64,
-    /// Bytes read from disk per second, over the last interval.
+    /// Bytes read from disk per second, over the last interval (what was fetched from storage:
+    /// reads served by the page cache do not count).
     pub read_bytes_per_s: f64,
     /// Bytes written to disk per second, over the last interval.
     pub write_bytes_per_s: f64,
+    /// Time the tree's threads spent runnable but waiting for a CPU, in % of the interval for
+    /// one thread (100 = one thread waited the whole time); `None` without schedstats or on a
+    /// first reading.
+    pub run_queue_delay_pct: Option<f32>,
     /// The busiest processes first (at most `TOP_PROCESSES`).
     pub top: Vec<ProcessSample>,
 }

@@ -31,6 +31,13 @@ pub fn hints(verdict: &Verdict, points: &[Point], duration_ms: f64) -> Vec<Strin
             ));
         }
     }
+    if verdict.kind == Kind::Contended || verdict.cause == Some(Cause::Contended) {
+        found.push(format!(
+            "other work kept the CPUs busy (host at {:.0} %): rerun when the machine is quieter, stop or renice \
+             the other work, or give the job cores of its own (taskset, cgroup cpusets)",
+            verdict.host_cpu_pct.unwrap_or(0.0)
+        ));
+    }
     if verdict.kind == Kind::GpuUnused {
         found.push(
             "the job never touched the GPU: is the model on the device (.to(\"cuda\")), and does \

@@ -1,5 +1,5 @@
 //! Diagnosis: pure functions that say why a loop is slow. `verdict` classifies one run from its
-//! samples (GPU-bound, input-bound, GPU unused, CPU- or I/O-bound, waiting) with the evidence,
+//! samples (GPU-bound, input-bound, GPU unused, contended, CPU- or I/O-bound, waiting) with the evidence,
 //! `hints` turns the evidence into at most three actionable lines, `stall` spots a starved GPU
 //! live, and `regression` compares a run's duration with the job's recent runs. Every threshold
 //! lives in `thresholds`.
@@ -25,6 +25,10 @@ pub struct Point {
     pub busiest_cpu_pct: f32,
     /// Disk bytes read per second by the tree.
     pub read_bytes_per_s: f64,
+    /// Time the tree's threads spent runnable but waiting for a CPU, in % of one thread.
+    pub run_queue_delay_pct: Option<f32>,
+    /// Busy share of all the host's cores, 0-100.
+    pub host_cpu_pct: f32,
     /// Logical cores of the host.
     pub cores: u32,
     /// Whether any GPU was read in this sample.
@@ -61,6 +65,8 @@ impl Point {
             tree_cpu_pct: sample.tree.cpu_pct,
             busiest_cpu_pct: sample.tree.busiest().map_or(0.0, |p| p.cpu_pct),
             read_bytes_per_s: sample.tree.read_bytes_per_s,
+            run_queue_delay_pct: sample.tree.run_queue_delay_pct,
+            host_cpu_pct: sample.host.cpu_pct,
             cores: u32::try_from(sample.host.core_pct.len()).unwrap_or(u32::MAX).max(1),
             gpus_read: sample.gpus.iter().any(|g| g.util_pct.is_some()),
             on_gpu,

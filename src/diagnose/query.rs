@@ -138,6 +138,62 @@ impl QueryProfile {
     }
 }
 
+/// Takes `exec-query`'s summary lines out of one output stream, chunk by chunk: the loop reads
+/// them from the job's output, the user never sees them (output pane, terminal, run log). A line
+/// start that could still become one is held back until it is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolFilter {
+    held: Vec<u8>,
+    line_start: bool,
+    dropping: bool,
+}
+
+impl Default for ProtocolFilter {
+    fn default() -> Self {
+        Self {
+            held: Vec::new(),
+            line_start: true,
+            dropping: false,
+        }
+    }
+}
+
+impl ProtocolFilter {
+    /// The part of `chunk` to show.
+    pub fn pass(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let prefix = SUMMARY_PREFIX.as_bytes();
+        let mut shown = Vec::with_capacity(chunk.len());
+        for &byte in chunk {
+            if self.dropping {
+                if byte == b'\n' {
+                    self.dropping = false;
+                    self.line_start = true;
+                }
+                continue;
+            }
+            if !self.held.is_empty() || (self.line_start && prefix.first() == Some(&byte)) {
+                self.held.push(byte);
+                if self.held == prefix {
+                    self.held.clear();
+                    self.dropping = true;
+                } else if !prefix.starts_with(&self.held) {
+                    shown.append(&mut self.held);
+                    self.line_start = byte == b'\n';
+                }
+                continue;
+            }
+            shown.push(byte);
+            self.line_start = byte == b'\n';
+        }
+        shown
+    }
+
+    /// The stream ended: what was held back is ordinary output after all.
+    pub fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(self).held
+    }
+}
+
 /// Every operator under `node`, with its extra information as text and the files it read.
 fn collect(node: &Value, out: &mut Vec<(Operator, String, Option<String>)>) {
     let name = ["operator_name", "operator_type", "type", "name"]
@@ -208,6 +264,24 @@ mod tests {
         assert_eq!(QueryProfile::from_summary_line("looptop-query: {oops"), None);
         assert_eq!(QueryProfile::from_summary_line("5000 rows in 55 ms"), None);
         assert_eq!(QueryProfile::from_duckdb_json("not json", 3, 1.0).operators, Vec::new());
+    }
+
+    #[test]
+    fn summary_lines_are_filtered_out_however_the_output_is_cut() {
+        let output = format!(
+            "user_id | total\n3 rows in 1.0 ms\nlooptop-q is not it\n{SUMMARY_PREFIX}{{\"rows\":3}}\nafter: {SUMMARY_PREFIX}kept\nlooptop"
+        );
+        let expected =
+            format!("user_id | total\n3 rows in 1.0 ms\nlooptop-q is not it\nafter: {SUMMARY_PREFIX}kept\nlooptop");
+        for cut in 1..=output.len() {
+            let mut filter = ProtocolFilter::default();
+            let mut shown = Vec::new();
+            for chunk in output.as_bytes().chunks(cut) {
+                shown.extend(filter.pass(chunk));
+            }
+            shown.extend(filter.finish());
+            assert_eq!(String::from_utf8_lossy(&shown), expected, "chunks of {cut}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `STALL_UTIL_PCT`. Found after the run (`episodes`) and live, sample by sample (`StallWatch`),
 //! by the same rule.
 
-use super::thresholds::STALL_MIN_MS;
+use super::thresholds::{STALL_MIN_MS, STALL_UTIL_PCT};
 use super::Point;
 
 /// One stall: from its first to its last starved sample.
@@ -41,6 +41,15 @@ pub fn episodes(points: &[Point]) -> Vec<Stall> {
     found
 }
 
+/// A stall going on since `since_ms`, seen at `at_ms`, in words: the same in every front end.
+pub fn describe(since_ms: f64, at_ms: f64) -> String {
+    format!(
+        "the GPU has been starved (< {STALL_UTIL_PCT} % busy) for {:.1} s, since {:.1} s into the run",
+        (at_ms - since_ms) / 1000.0,
+        since_ms / 1000.0
+    )
+}
+
 /// Follows a run's samples and says when a stall has lasted long enough to report (once per
 /// stall).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -62,6 +71,11 @@ impl StallWatch {
             return Some(since);
         }
         None
+    }
+
+    /// The start of the stall going on, once it is long enough to be one.
+    pub fn ongoing(&self) -> Option<f64> {
+        self.since_ms.filter(|_| self.reported)
     }
 }
 
@@ -97,5 +111,8 @@ mod tests {
             .filter_map(|p| watch.observe(p).map(|since| (p.t_ms, since)))
             .collect();
         assert_eq!(reports, vec![(1500.0, 500.0), (3500.0, 2500.0)]);
+        assert_eq!(watch.ongoing(), Some(2500.0), "the second is still going");
+        watch.observe(&on_gpu(&[90])[0]);
+        assert_eq!(watch.ongoing(), None);
     }
 }

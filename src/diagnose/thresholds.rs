@@ -26,6 +26,10 @@ pub const ALL_CORES_SHARE: f32 = 0.9;
 /// Without a GPU, a tree above this share of one core (mean) is CPU-bound.
 pub const CPU_BOUND_PCT: f64 = 70.0;
 
+/// Without a GPU, threads that spent this much of the run runnable but waiting for a CPU (in %
+/// of one thread, from the kernel's run-queue delay) were held back by other work: contended.
+pub const CONTENDED_RUN_QUEUE_PCT: f64 = 25.0;
+
 /// Reading from disk at this rate or more, with the CPU below `CPU_BOUND_PCT`, is I/O-bound.
 pub const IO_BOUND_READ_BYTES_PER_S: f64 = 20e6;
 

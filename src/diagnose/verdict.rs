@@ -9,18 +9,22 @@
 //!    GPU waited for more than a fifth of the time (TensorBoard's profiler calls a step
 //!    input-bound past 20 % of waiting): `input-bound`, with the cause read from the samples in
 //!    which the GPU was least busy: `cpu` (a process pinned at `PINNED_CORE_PCT` of a core, or the
-//!    tree at `ALL_CORES_SHARE` of all cores), `io` (reading `IO_BOUND_READ_BYTES_PER_S` or more),
+//!    tree at `ALL_CORES_SHARE` of all cores), `contended` (its threads waited for a CPU
+//!    `CONTENDED_RUN_QUEUE_PCT` of the time or more), `io` (reading `IO_BOUND_READ_BYTES_PER_S` or more),
 //!    else `idle` (sleeps, locks, network, launch overhead).
-//! 4. No GPU involved: `cpu-bound` (tree at `CPU_BOUND_PCT` of one core or more on average),
-//!    `io-bound` (reading `IO_BOUND_READ_BYTES_PER_S` or more), else `waiting`.
+//! 4. No GPU involved: `contended` (the threads waited on a run queue for a CPU
+//!    `CONTENDED_RUN_QUEUE_PCT` of the run or more, while the tree itself used less than
+//!    `ALL_CORES_SHARE` of the cores: other work held them), `cpu-bound` (tree at `CPU_BOUND_PCT`
+//!    of one core or more on average), `io-bound` (reading `IO_BOUND_READ_BYTES_PER_S` or more),
+//!    else `waiting`.
 
 use serde::Serialize;
 
 use super::hints::hints;
 use super::stall::episodes;
 use super::thresholds::{
-    ALL_CORES_SHARE, CPU_BOUND_PCT, GPU_BOUND_BUSY_PCT, GPU_UNUSED_MIN_MS, IO_BOUND_READ_BYTES_PER_S, MIN_SAMPLES,
-    PINNED_CORE_PCT, STALL_UTIL_PCT,
+    ALL_CORES_SHARE, CONTENDED_RUN_QUEUE_PCT, CPU_BOUND_PCT, GPU_BOUND_BUSY_PCT, GPU_UNUSED_MIN_MS,
+    IO_BOUND_READ_BYTES_PER_S, MIN_SAMPLES, PINNED_CORE_PCT, STALL_UTIL_PCT,
 };
 use super::Point;
 use crate::report::count;
@@ -35,6 +39,8 @@ pub enum Kind {
     InputBound,
     /// GPUs are here, the run was long enough, and it never used one.
     GpuUnused,
+    /// No GPU involved; the job was ready to run but other work held the CPUs.
+    Contended,
     /// No GPU involved; the CPU was the limit.
     CpuBound,
     /// No GPU involved; reading from disk was the limit.
@@ -52,6 +58,7 @@ impl Kind {
             Kind::GpuBound => "gpu-bound",
             Kind::InputBound => "input-bound",
             Kind::GpuUnused => "gpu-unused",
+            Kind::Contended => "contended",
             Kind::CpuBound => "cpu-bound",
             Kind::IoBound => "io-bound",
             Kind::Waiting => "waiting",
@@ -66,6 +73,8 @@ impl Kind {
 pub enum Cause {
     /// The CPU side could not keep up (a pinned loader, or every core busy).
     Cpu,
+    /// Ready to run but waiting for CPUs that other work held.
+    Contended,
     /// Reading from disk, with the CPU not busy.
     Io,
     /// Neither: sleeps, locks, network, launch overhead.
@@ -77,6 +86,7 @@ impl Cause {
     pub fn as_str(self) -> &'static str {
         match self {
             Cause::Cpu => "cpu",
+            Cause::Contended => "contended",
             Cause::Io => "io",
             Cause::Idle => "idle",
         }
@@ -102,6 +112,10 @@ pub struct Verdict {
     pub busiest_cpu_pct: Option<f64>,
     /// Mean disk read rate of the tree, MB/s.
     pub read_mb_per_s: Option<f64>,
+    /// Mean time the tree's threads spent runnable but waiting for a CPU, in % of one thread.
+    pub run_queue_delay_pct: Option<f64>,
+    /// Mean busy share of all the host's cores, 0-100 (what else kept the machine busy).
+    pub host_cpu_pct: Option<f64>,
     /// The most GPU memory the run held, in % of its GPUs' memory.
     pub gpu_mem_peak_pct: Option<f64>,
     /// What to try, at most three, each backed by the evidence.
@@ -122,6 +136,8 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
         stall_ms: stalls.iter().map(|s| s.duration_ms()).fold(0.0, |a, b| a + b),
         busiest_cpu_pct: median(points.iter().map(|p| f64::from(p.busiest_cpu_pct))),
         read_mb_per_s: mean(points.iter().map(|p| p.read_bytes_per_s / 1e6)),
+        run_queue_delay_pct: mean(points.iter().filter_map(|p| p.run_queue_delay_pct).map(f64::from)),
+        host_cpu_pct: mean(points.iter().map(|p| f64::from(p.host_cpu_pct))),
         gpu_mem_peak_pct: points
             .iter()
             .filter_map(|p| p.gpu_mem_pct)
@@ -158,7 +174,12 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
     } else {
         let all: Vec<&Point> = points.iter().collect();
         let tree = mean(points.iter().map(|p| f64::from(p.tree_cpu_pct))).unwrap_or(0.0);
-        verdict.kind = if tree >= CPU_BOUND_PCT || cause(&all) == Cause::Cpu {
+        let cores = f64::from(points.iter().map(|p| p.cores).max().unwrap_or(1));
+        let queued = verdict.run_queue_delay_pct.unwrap_or(0.0);
+        // Waiting for a CPU the job itself keeps busy is its own CPU use, not contention.
+        verdict.kind = if queued >= CONTENDED_RUN_QUEUE_PCT && tree / (cores * 100.0) < f64::from(ALL_CORES_SHARE) {
+            Kind::Contended
+        } else if tree >= CPU_BOUND_PCT || cause(&all) == Cause::Cpu {
             Kind::CpuBound
         } else if cause(&all) == Cause::Io {
             Kind::IoBound
@@ -181,8 +202,11 @@ fn cause(points: &[&Point]) -> Cause {
     )
     .unwrap_or(0.0);
     let read = mean(points.iter().map(|p| p.read_bytes_per_s)).unwrap_or(0.0);
+    let queued = mean(points.iter().filter_map(|p| p.run_queue_delay_pct).map(f64::from)).unwrap_or(0.0);
     if busiest >= f64::from(PINNED_CORE_PCT) || tree_share >= f64::from(ALL_CORES_SHARE) {
         Cause::Cpu
+    } else if queued >= CONTENDED_RUN_QUEUE_PCT {
+        Cause::Contended
     } else if read >= IO_BOUND_READ_BYTES_PER_S {
         Cause::Io
     } else {
@@ -207,6 +231,11 @@ fn summary(verdict: &Verdict, points: &[Point], duration_ms: f64) -> String {
                     format!("busiest process at {busiest:.0} % of one core")
                 }
                 Some(Cause::Cpu) => "every core busy".to_string(),
+                Some(Cause::Contended) => format!(
+                    "waiting for a CPU {:.0} % of the run, host CPU {:.0} % busy",
+                    verdict.run_queue_delay_pct.unwrap_or(0.0),
+                    verdict.host_cpu_pct.unwrap_or(0.0)
+                ),
                 Some(Cause::Io) => format!("reading {read:.0} MB/s from disk"),
                 _ => "CPU and disk idle (sleeps, locks, network?)".to_string(),
             };
@@ -222,6 +251,15 @@ fn summary(verdict: &Verdict, points: &[Point], duration_ms: f64) -> String {
         Kind::CpuBound => {
             let tree = mean(points.iter().map(|p| f64::from(p.tree_cpu_pct))).unwrap_or(0.0);
             format!("{kind}: {tree:.0} % of one core on average, busiest process at {busiest:.0} %")
+        }
+        Kind::Contended => {
+            let tree = mean(points.iter().map(|p| f64::from(p.tree_cpu_pct))).unwrap_or(0.0);
+            format!(
+                "{kind}: ready to run but waiting for a CPU {:.0} % of the run (its threads summed), \
+                 running {tree:.0} % of one core; host CPU {:.0} % busy",
+                verdict.run_queue_delay_pct.unwrap_or(0.0),
+                verdict.host_cpu_pct.unwrap_or(0.0)
+            )
         }
         Kind::IoBound => format!("{kind}: reading {read:.0} MB/s from disk"),
         Kind::Waiting => {
@@ -315,6 +353,25 @@ mod tests {
     }
 
     #[test]
+    fn a_starved_gpu_whose_loader_waits_for_a_cpu_is_input_bound_contended() {
+        let mut points = on_gpu(&[3, 3, 3, 3, 3, 60]);
+        with(&mut points, |p| {
+            p.busiest_cpu_pct = 40.0;
+            p.run_queue_delay_pct = Some(45.0);
+            p.host_cpu_pct = 100.0;
+        });
+        let verdict = judge(&points, 1500.0);
+        assert_eq!(
+            (verdict.kind, verdict.cause),
+            (Kind::InputBound, Some(Cause::Contended))
+        );
+        assert!(verdict.summary.contains("waiting for a CPU"), "{}", verdict.summary);
+        // Its twin, asleep rather than queued, is idle.
+        with(&mut points, |p| p.run_queue_delay_pct = Some(0.5));
+        assert_eq!(judge(&points, 1500.0).cause, Some(Cause::Idle));
+    }
+
+    #[test]
     fn a_starved_gpu_with_nothing_busy_is_input_bound_idle() {
         let verdict = judge(&on_gpu(&[5, 0, 0, 0, 0, 0, 40]), 1750.0);
         assert_eq!((verdict.kind, verdict.cause), (Kind::InputBound, Some(Cause::Idle)));
@@ -352,6 +409,48 @@ mod tests {
         let verdict = judge(&points, 2000.0);
         assert_eq!(verdict.kind, Kind::Waiting);
         assert_eq!(verdict.gpu_busy_pct, None);
+    }
+
+    /// Eight samples of a job without a GPU at `cpu` % of one core on a 2-core host at 100 %,
+    /// its threads waiting for a CPU `queued` % of the time.
+    fn off_gpu(cpu: f32, queued: Option<f32>) -> Vec<Point> {
+        (1..=8)
+            .map(|i| Point {
+                t_ms: 250.0 * f64::from(i),
+                cores: 2,
+                busiest_cpu_pct: cpu,
+                tree_cpu_pct: cpu,
+                run_queue_delay_pct: queued,
+                host_cpu_pct: 100.0,
+                ..Point::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_job_waiting_on_a_run_queue_is_contended_and_its_sleeping_twin_is_waiting() {
+        let verdict = judge(&off_gpu(45.0, Some(52.0)), 2000.0);
+        assert_eq!(verdict.kind, Kind::Contended);
+        assert_eq!(verdict.run_queue_delay_pct, Some(52.0));
+        assert_eq!(verdict.host_cpu_pct, Some(100.0));
+        assert_eq!(
+            verdict.summary,
+            "contended: ready to run but waiting for a CPU 52 % of the run (its threads summed), \
+             running 45 % of one core; host CPU 100 % busy"
+        );
+        assert!(
+            verdict.hints.iter().any(|h| h.contains("other work")),
+            "{:?}",
+            verdict.hints
+        );
+        // The same low CPU without run-queue delay: it really slept.
+        for twin in [off_gpu(45.0, Some(1.0)), off_gpu(45.0, None)] {
+            let verdict = judge(&twin, 2000.0);
+            assert_eq!(verdict.kind, Kind::Waiting, "{verdict:?}");
+            assert!(verdict.hints.iter().all(|h| !h.contains("other work")));
+        }
+        // A job that keeps every core busy itself and queues behind its own threads is CPU-bound.
+        assert_eq!(judge(&off_gpu(195.0, Some(180.0)), 2000.0).kind, Kind::CpuBound);
     }
 
     #[test]

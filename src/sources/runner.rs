@@ -240,6 +240,8 @@ impl Runner {
             .spawn(move || {
                 let _done = done;
                 let mut log = log;
+                // exec-query's summary line is for the loop, not for the run's log.
+                let mut protocol = crate::diagnose::query::ProtocolFilter::default();
                 let mut buffer = vec![0u8; CHUNK_BYTES];
                 loop {
                     let n = match pipe.read(&mut buffer) {
@@ -251,7 +253,7 @@ impl Runner {
                     let chunk = &buffer[..n];
                     if let Some(file) = log.as_deref() {
                         let mut file: &File = file;
-                        if let Err(e) = file.write_all(chunk) {
+                        if let Err(e) = file.write_all(&protocol.pass(chunk)) {
                             log::warn!("run log: {e}; the rest of this run's output is not logged");
                             log = None;
                         }
@@ -262,6 +264,10 @@ impl Runner {
                         stream,
                         bytes: chunk.to_vec(),
                     });
+                }
+                if let Some(file) = log.as_deref() {
+                    let mut file: &File = file;
+                    let _ = file.write_all(&protocol.finish());
                 }
             });
         if let Err(e) = spawned {

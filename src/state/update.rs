@@ -244,7 +244,7 @@ fn sampled(state: &mut State, sample: Box<crate::sample::Sample>, effects: &mut 
     }
     run.points.push(point);
     if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
-        view.sampled(&sample, point.starved());
+        view.sampled(&sample);
     }
     effects.push(Effect::Report(Report::Sample { run_id, sample }));
 }

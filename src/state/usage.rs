@@ -17,6 +17,8 @@ pub struct UsageTally {
     attributed: u32,
     on_gpu: u32,
     peak_gpu_mem_bytes: Option<u64>,
+    /// Sum and count of the samples' run-queue delay.
+    run_queue: (f64, u32),
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -32,6 +34,10 @@ impl UsageTally {
         self.samples += 1;
         self.tree_cpu_pct.push(sample.tree.cpu_pct);
         self.peak_rss_bytes = self.peak_rss_bytes.max(sample.tree.rss_bytes);
+        if let Some(queued) = sample.tree.run_queue_delay_pct {
+            self.run_queue.0 += f64::from(queued);
+            self.run_queue.1 += 1;
+        }
         let mut known = false;
         let mut present = false;
         let mut job_mem: Option<u64> = None;
@@ -84,6 +90,7 @@ impl UsageTally {
             gpu_util_mean_pct: (!means.is_empty()).then(|| means.iter().sum::<f64>() / means.len() as f64),
             gpu_mem_peak_bytes: self.peak_gpu_mem_bytes,
             gpu_on_fraction: (self.attributed > 0).then(|| f64::from(self.on_gpu) / f64::from(self.attributed)),
+            run_queue_delay_pct: (self.run_queue.1 > 0).then(|| self.run_queue.0 / f64::from(self.run_queue.1)),
         }
     }
 }

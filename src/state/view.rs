@@ -4,8 +4,11 @@
 
 use std::collections::VecDeque;
 
+use crate::diagnose::query::ProtocolFilter;
 use crate::diagnose::regression::Flag;
-use crate::report::{Outcome, RunFinished};
+use crate::diagnose::stall::{episodes, StallWatch};
+use crate::diagnose::Point;
+use crate::report::{Description, Outcome, RunFinished};
 use crate::sample::Sample;
 
 /// Runs kept for the trend, per job.
@@ -34,12 +37,8 @@ pub struct TrendPoint {
     pub started: String,
     /// The changed files that caused it.
     pub trigger: Vec<String>,
-    /// The verdict in one line.
-    pub verdict: Option<String>,
-    /// The verdict's hints.
-    pub hints: Vec<String>,
-    /// The metrics the run printed, in one line.
-    pub metrics: Option<String>,
+    /// The run in words, as every front end describes it.
+    pub description: Description,
 }
 
 impl TrendPoint {
@@ -52,9 +51,7 @@ impl TrendPoint {
             regression: finished.regression.as_ref().map(|r| r.flag),
             started: humantime::format_rfc3339_seconds(finished.run.ts).to_string(),
             trigger: finished.run.trigger.clone(),
-            verdict: finished.verdict.as_ref().map(|v| v.summary.clone()),
-            hints: finished.verdict.iter().flat_map(|v| v.hints.clone()).collect(),
-            metrics: crate::diagnose::metrics::describe(&finished.metrics),
+            description: Description::of(finished),
         }
     }
 }
@@ -68,12 +65,15 @@ pub struct OutputLog {
     pub partial: String,
     /// Lines dropped from the front since the run started.
     pub dropped: usize,
+    /// Keeps looptop's own protocol lines out.
+    filter: ProtocolFilter,
 }
 
 impl OutputLog {
     /// Appends a chunk of output.
     pub fn push(&mut self, bytes: &[u8]) {
-        for piece in String::from_utf8_lossy(bytes).split_inclusive('\n') {
+        let shown = self.filter.pass(bytes);
+        for piece in String::from_utf8_lossy(&shown).split_inclusive('\n') {
             let (text, ends) = match piece.strip_suffix('\n') {
                 Some(text) => (text, true),
                 None => (piece, false),
@@ -129,8 +129,13 @@ pub struct JobView {
     pub output: OutputLog,
     /// The current (or last) run's samples, oldest first.
     pub live: VecDeque<Sample>,
-    /// Samples of the current run that showed a starved GPU (their `t_ms`).
+    /// Samples of the current run inside a stall (their `t_ms`): starved for at least
+    /// `STALL_MIN_MS`, the rule of the `stall` event.
     pub starved: VecDeque<f64>,
+    /// The current run's stall watch: the same one the `stall` event comes from.
+    pub stall: StallWatch,
+    /// Starved samples not (yet) part of a stall.
+    pending: Vec<f64>,
     /// The selected past run's samples, read from the history.
     pub past: Option<PastRun>,
 }
@@ -142,17 +147,19 @@ pub struct PastRun {
     pub run_id: String,
     /// Its samples, oldest first.
     pub samples: VecDeque<Sample>,
-    /// Those that showed a starved GPU (their `t_ms`).
+    /// Those inside a stall (their `t_ms`).
     pub starved: VecDeque<f64>,
 }
 
 impl PastRun {
-    /// The run's samples, with its starved ones marked as they were live.
+    /// The run's samples, with those inside its stalls marked as they were live.
     pub fn new(run_id: String, samples: Vec<Sample>) -> Self {
-        let starved = samples
+        let points: Vec<Point> = samples.iter().map(Point::of).collect();
+        let stalls = episodes(&points);
+        let starved = points
             .iter()
-            .filter(|s| crate::diagnose::Point::of(s).starved())
-            .map(|s| s.t_ms)
+            .filter(|p| p.starved() && stalls.iter().any(|s| (s.start_ms..=s.end_ms).contains(&p.t_ms)))
+            .map(|p| p.t_ms)
             .collect();
         Self {
             run_id,
@@ -172,9 +179,16 @@ impl JobView {
     }
 
     /// Adds a sample of the current run.
-    pub fn sampled(&mut self, sample: &Sample, starved: bool) {
-        if starved {
-            self.starved.push_back(sample.t_ms);
+    pub fn sampled(&mut self, sample: &Sample) {
+        let point = Point::of(sample);
+        self.stall.observe(&point);
+        if point.starved() {
+            self.pending.push(point.t_ms);
+        } else {
+            self.pending.clear();
+        }
+        if self.stall.ongoing().is_some() {
+            self.starved.extend(self.pending.drain(..));
         }
         self.live.push_back(sample.clone());
         if self.live.len() > LIVE_SAMPLES {
@@ -194,6 +208,8 @@ impl JobView {
         self.output.clear();
         self.live.clear();
         self.starved.clear();
+        self.stall = StallWatch::default();
+        self.pending.clear();
     }
 }
 
@@ -323,6 +339,53 @@ mod tests {
         let lines: Vec<&str> = log.all().collect();
         assert_eq!(lines, vec!["epoch 1", " 30%|###", "loss 0.5"]);
         assert_eq!(log.len(), 3);
+    }
+
+    #[test]
+    fn the_query_protocol_line_never_reaches_the_output_pane() {
+        let mut log = OutputLog::default();
+        log.push(b"3 rows in 1.2 ms\nlooptop-qu");
+        assert_eq!(
+            log.all().collect::<Vec<_>>(),
+            vec!["3 rows in 1.2 ms"],
+            "held while undecided"
+        );
+        log.push(b"ery: {\"rows\":3}\nnext\n");
+        assert_eq!(log.all().collect::<Vec<_>>(), vec!["3 rows in 1.2 ms", "next"]);
+    }
+
+    /// A sample of a run holding a GPU at `util` %, `t_ms` into it.
+    fn on_gpu_at(t_ms: f64, util: u32) -> Sample {
+        Sample {
+            key: crate::event::RunKey(1),
+            t_ms,
+            host: crate::sample::HostSample::default(),
+            tree: crate::sample::TreeSample::default(),
+            gpus: vec![crate::sample::GpuSample {
+                util_pct: Some(util),
+                job_present: Some(true),
+                ..crate::sample::GpuSample::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn live_starvation_follows_the_stall_rule() {
+        let mut job = JobView::default();
+        // Half a second starved: a blip, not a stall (no `stall` event either).
+        for (i, util) in [90, 2, 2, 2, 90].into_iter().enumerate() {
+            job.sampled(&on_gpu_at(250.0 * (i as f64 + 1.0), util));
+        }
+        assert_eq!(job.stall.ongoing(), None);
+        assert!(job.starved.is_empty(), "{:?}", job.starved);
+        // A second starved: a stall, its samples marked from its first on.
+        for i in 5..10 {
+            job.sampled(&on_gpu_at(250.0 * (f64::from(i) + 1.0), 1));
+        }
+        assert_eq!(job.stall.ongoing(), Some(1500.0));
+        assert_eq!(job.starved, [1500.0, 1750.0, 2000.0, 2250.0, 2500.0]);
+        let past = PastRun::new("r".into(), job.live.iter().cloned().collect());
+        assert_eq!(past.starved, job.starved, "a past run is marked as it was live");
     }
 
     #[test]

@@ -110,7 +110,8 @@ impl History {
             .prepare(
                 "SELECT * FROM (SELECT run_id::VARCHAR, duration_ms, outcome, regression, \
                  strftime(started_at::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), array_to_string(trigger_files, chr(10)), \
-                 verdict_summary, array_to_string(coalesce(hints, []), chr(10)), metric_summary, started_at FROM runs \
+                 verdict_summary, array_to_string(coalesce(hints, []), chr(10)), metric_summary, started_at, verdict, \
+                 query_profile, regression_ratio, baseline_runs, baseline_ms FROM runs \
                  WHERE job = ? AND duration_ms IS NOT NULL AND outcome <> 'running' \
                  ORDER BY started_at DESC LIMIT ?) ORDER BY started_at",
             )
@@ -124,6 +125,21 @@ impl History {
             .query_map(duckdb::params![job, limit], |row| {
                 let outcome: String = row.get(2)?;
                 let regression: Option<String> = row.get(3)?;
+                let flag = match regression.as_deref() {
+                    Some("slower") => Some(Flag::Slower),
+                    Some("faster") => Some(Flag::Faster),
+                    _ => None,
+                };
+                let measured: (Option<f64>, Option<u32>, Option<f64>) = (row.get(12)?, row.get(13)?, row.get(14)?);
+                let regression_line = match (flag, measured) {
+                    (Some(flag), (Some(ratio), Some(runs), Some(baseline_ms))) => Some(crate::report::regression_line(
+                        flag,
+                        ratio,
+                        usize::try_from(runs).unwrap_or(0),
+                        baseline_ms,
+                    )),
+                    _ => None,
+                };
                 Ok(TrendPoint {
                     run_id: row.get(0)?,
                     duration_ms: row.get(1)?,
@@ -133,19 +149,17 @@ impl History {
                         "timeout" => Outcome::Timeout,
                         _ => Outcome::Killed,
                     },
-                    regression: match regression.as_deref() {
-                        Some("slower") => Some(Flag::Slower),
-                        Some("faster") => Some(Flag::Faster),
-                        _ => None,
-                    },
+                    regression: flag,
                     started: row.get(4)?,
                     trigger: split(row.get(5)?),
-                    verdict: row.get(6)?,
-                    hints: split(row.get(7)?),
-                    metrics: row
-                        .get::<_, Option<String>>(8)?
-                        .and_then(|json| serde_json::from_str::<Vec<MetricSummary>>(&json).ok())
-                        .and_then(|m| crate::diagnose::metrics::describe(&m)),
+                    description: described(
+                        row.get::<_, Option<String>>(10)?.as_deref(),
+                        row.get(6)?,
+                        regression_line,
+                        split(row.get(7)?),
+                        row.get(8)?,
+                        row.get(11)?,
+                    ),
                 })
             })
             .map_err(failed)?;
@@ -235,5 +249,104 @@ impl History {
         let columns = stmt.column_names();
         debug_assert!(cells.is_empty() || width == columns.len());
         Ok(Table { columns, rows: cells })
+    }
+}
+
+/// A recorded run's description, from what the history kept of it: its verdict (`kind` and
+/// `summary`), its regression line, the verdict's hints, the metric summary and the query
+/// profile (JSON text).
+fn described(
+    kind: Option<&str>,
+    summary: Option<String>,
+    regression: Option<String>,
+    hints: Vec<String>,
+    metrics: Option<String>,
+    query: Option<String>,
+) -> crate::report::Description {
+    let query: Option<serde_json::Value> = query.and_then(|json| serde_json::from_str(&json).ok());
+    let query_hints = query
+        .as_ref()
+        .and_then(|q| q.get("hints")?.as_array().cloned())
+        .unwrap_or_default();
+    crate::report::Description {
+        verdict: summary.filter(|_| kind != Some(crate::diagnose::verdict::Kind::TooShort.as_str())),
+        regression,
+        metrics: metrics
+            .and_then(|json| serde_json::from_str::<Vec<MetricSummary>>(&json).ok())
+            .and_then(|m| crate::diagnose::metrics::describe(&m)),
+        query: query
+            .and_then(|q| serde_json::from_value::<crate::diagnose::query::QueryProfile>(q).ok())
+            .map(|p| crate::report::query_line(&p)),
+        hints: hints
+            .into_iter()
+            .chain(query_hints.iter().filter_map(|h| h.as_str().map(str::to_string)))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::diagnose::query::{QueryProfile, QueryReport};
+    use crate::diagnose::regression::Regression;
+    use crate::report::{Description, RunFinished, RunIdentity, RunStarted, RunUsage};
+    use crate::store::recorder::{Recorded, Recorder, ACK_WAIT};
+
+    #[test]
+    fn a_recorded_run_is_described_as_it_was_when_it_finished() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("history.duckdb");
+        let (recorder, _) = Recorder::start(&path, dir.path()).expect("start");
+        let run = RunIdentity {
+            run_id: uuid::Uuid::now_v7().to_string(),
+            job: "totals".into(),
+            command: "looptop exec-query --sql q.sql".into(),
+            kind: crate::config::JobKind::Query,
+            trigger: Vec::new(),
+            ts: SystemTime::now(),
+            log: None,
+        };
+        let started = RunStarted {
+            run: run.clone(),
+            pid: 1,
+        };
+        assert_eq!(recorder.run_started(&started, ACK_WAIT), Ok(Recorded::Done));
+        let finished = RunFinished {
+            run,
+            exit_code: Some(0),
+            signal: None,
+            duration_ms: 2000.0,
+            cpu_user_ms: 1.0,
+            cpu_sys_ms: 1.0,
+            outcome: Outcome::Pass,
+            usage: RunUsage::default(),
+            verdict: Some(crate::diagnose::verdict::judge(
+                &crate::diagnose::on_gpu(&[95; 8]),
+                2000.0,
+            )),
+            regression: Some(Regression {
+                flag: Flag::Slower,
+                ratio: 2.3,
+                baseline_ms: 1210.0,
+                baseline_runs: 7,
+                noise_ms: 12.0,
+            }),
+            metrics: Vec::new(),
+            query: Some(QueryReport {
+                profile: QueryProfile::from_duckdb_json("{}", 100, 12.0),
+                hints: vec!["a columnar copy".into()],
+            }),
+        };
+        assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
+        drop(recorder);
+        let trend = History::open(&path)
+            .expect("read")
+            .recent_trend("totals", 10)
+            .expect("trend");
+        let live = Description::of(&finished);
+        assert!(live.regression.is_some() && live.query.is_some() && !live.hints.is_empty());
+        assert_eq!(trend[0].description, live);
     }
 }

@@ -93,6 +93,12 @@ pub struct RunEnd {
     pub query_profile: Option<String>,
     /// The metric summary, as JSON.
     pub metric_summary: Option<String>,
+    /// Mean share of the run its threads spent runnable but waiting for a CPU.
+    #[serde(default)]
+    pub run_queue_delay_pct: Option<f64>,
+    /// How many passing runs the regression was measured against.
+    #[serde(default)]
+    pub baseline_runs: Option<u32>,
 }
 
 fn bytes(value: Option<u64>) -> Option<i64> {
@@ -160,6 +166,8 @@ impl RunRow {
                 metric_summary: (!finished.metrics.is_empty())
                     .then(|| serde_json::to_string(&finished.metrics).ok())
                     .flatten(),
+                run_queue_delay_pct: usage.run_queue_delay_pct,
+                baseline_runs: regression.map(|r| u32::try_from(r.baseline_runs).unwrap_or(u32::MAX)),
             }),
             ..Self::started(&started, recorder, host)
         }
@@ -212,7 +220,7 @@ impl RunRow {
              gpu_util_mean_pct = ?, gpu_mem_peak_bytes = ?, gpu_on_fraction = ?, verdict = ?, verdict_cause = ?, \
              verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, stalls = ?, stall_ms = ?, hints = {}, \
              regression = ?, regression_ratio = ?, baseline_ms = ?, query_rows = ?, query_ms = ?, query_profile = ?, \
-             metric_summary = ? WHERE run_id = ?::UUID",
+             metric_summary = ?, run_queue_delay_pct = ?, baseline_runs = ? WHERE run_id = ?::UUID",
             list_placeholders(end.hints.len())
         );
         let mut values: Vec<&dyn ToSql> = vec![
@@ -246,6 +254,8 @@ impl RunRow {
             &end.query_ms,
             &end.query_profile,
             &end.metric_summary,
+            &end.run_queue_delay_pct,
+            &end.baseline_runs,
             &self.run_id,
         ]);
         conn.execute(&sql, values.as_slice())

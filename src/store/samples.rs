@@ -42,6 +42,7 @@ pub fn append(conn: &Connection, rows: &[SampleRow]) -> duckdb::Result<()> {
             big(s.host.mem_total_bytes),
             big(s.host.swap_used_bytes),
             s.host.load_1m,
+            s.tree.run_queue_delay_pct.map(f64::from),
         ])?;
     }
     samples.flush()?;
@@ -75,7 +76,7 @@ pub fn load(conn: &Connection, run_id: &str) -> duckdb::Result<Vec<Sample>> {
     let mut stmt = conn.prepare(
         "SELECT t_ms, cpu_pct, rss_bytes, processes, threads, busiest_pid, busiest_name, busiest_cpu_pct, \
          read_bytes_per_s, write_bytes_per_s, host_cpu_pct, host_mem_used_bytes, host_mem_total_bytes, \
-         host_swap_used_bytes, load_1m FROM samples WHERE run_id = ?::UUID ORDER BY t_ms",
+         host_swap_used_bytes, load_1m, run_queue_delay_pct FROM samples WHERE run_id = ?::UUID ORDER BY t_ms",
     )?;
     let mut samples = stmt
         .query_map([run_id], |row| {
@@ -98,6 +99,7 @@ pub fn load(conn: &Connection, run_id: &str) -> duckdb::Result<Vec<Sample>> {
                     threads: row.get::<_, Option<u32>>(4)?.unwrap_or(0),
                     read_bytes_per_s: row.get::<_, Option<f64>>(8)?.unwrap_or(0.0),
                     write_bytes_per_s: row.get::<_, Option<f64>>(9)?.unwrap_or(0.0),
+                    run_queue_delay_pct: row.get::<_, Option<f64>>(15)?.map(|p| p as f32),
                     top: busiest,
                 },
                 host: HostSample {

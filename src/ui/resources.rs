@@ -74,7 +74,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, roo
     }
     let cores = last.host.core_pct.len().max(1) as f64;
     lines.push(spark(
-        label("tree", &format!("{:.0}%", last.tree.cpu_pct)),
+        label("tree cpu", &format!("{:.0}%", last.tree.cpu_pct)),
         samples.iter().map(|s| f64::from(s.tree.cpu_pct) / (cores * 100.0)),
         theme.cpu,
         theme,
@@ -91,7 +91,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, roo
         ));
     }
     lines.push(spark(
-        label("host", &format!("{:.0}%", last.host.cpu_pct)),
+        label("host cpu", &format!("{:.0}%", last.host.cpu_pct)),
         samples.iter().map(|s| f64::from(s.host.cpu_pct) / 100.0),
         theme.cpu,
         theme,

@@ -12,7 +12,7 @@ use super::{draw, Theme};
 use crate::config::{JobCommand, JobSpec};
 use crate::diagnose::regression::Flag;
 use crate::event::{GpuStatus, Notice, RunKey};
-use crate::report::Outcome;
+use crate::report::{Description, Outcome};
 use crate::sample::{GpuSample, HostSample, ProcessSample, Sample, TreeSample};
 use crate::sources::sampler::gpu::{GpuInfo, GpuUnavailable};
 use crate::state::view::{PastRun, TrendPoint, View};
@@ -32,9 +32,10 @@ fn point(i: usize, ms: f64, outcome: Outcome) -> TrendPoint {
         regression: None,
         started: format!("2026-11-25T10:{:02}:00Z", i % 60),
         trigger: vec!["model.py".into()],
-        verdict: Some("gpu-bound: GPU busy 91 %".into()),
-        hints: Vec::new(),
-        metrics: None,
+        description: Description {
+            verdict: Some("gpu-bound: GPU busy 91 %".into()),
+            ..Description::default()
+        },
     }
 }
 
@@ -103,6 +104,7 @@ fn sample(t_ms: f64, util: u32, loader_cpu: f32) -> Sample {
             rss_bytes: 2_300_000_000,
             read_bytes_per_s: 1e6,
             write_bytes_per_s: 0.0,
+            run_queue_delay_pct: Some(4.0),
             top: vec![ProcessSample {
                 pid: 4242,
                 name: "python".into(),
@@ -151,10 +153,11 @@ fn running(now: Instant) -> State {
         for i in 0..48 {
             let starved = i >= 34;
             let util = if starved { 2 } else { 85 };
-            view.jobs[1].sampled(
-                &sample(250.0 * (i as f64 + 1.0), util, if starved { 99.0 } else { 60.0 }),
-                starved,
-            );
+            view.jobs[1].sampled(&sample(
+                250.0 * (i as f64 + 1.0),
+                util,
+                if starved { 99.0 } else { 60.0 },
+            ));
         }
     }
     state
@@ -212,7 +215,7 @@ fn failed_run_selected() {
     let mut state = base(now);
     if let Some(view) = state.view.as_mut() {
         view.cursor = Some(5);
-        view.jobs[1].trend[5].metrics = Some("metrics: loss 2.310 (mean 2.402, 20 values)".into());
+        view.jobs[1].trend[5].description.metrics = Some("metrics: loss 2.310 (mean 2.402, 20 values)".into());
         view.notice = Some(Notice::warn("`train` failed (exit 1)"));
         // Its samples, as the history gives them back: busy GPU, then idle as it failed.
         let samples = (0..30).map(|i| sample(f64::from(i) * 250.0, if i < 24 { 90 } else { 0 }, 40.0));
@@ -240,9 +243,13 @@ fn input_bound_verdict_with_stalls() {
     state.jobs[1].active = None;
     if let Some(view) = state.view.as_mut() {
         let mut last = point(40, 5200.0, Outcome::Pass);
-        last.verdict = Some("input-bound: GPU busy 18 %, busiest process at 100 % of one core; 4 stalls, 5.3 s".into());
-        last.hints =
-            vec!["one process is at 100 % of a core while the GPU waits: give the data loader more workers".into()];
+        last.description = Description {
+            verdict: Some("input-bound: GPU busy 18 %, busiest process at 100 % of one core; 4 stalls, 5.3 s".into()),
+            hints: vec![
+                "one process is at 100 % of a core while the GPU waits: give the data loader more workers".into(),
+            ],
+            ..Description::default()
+        };
         view.jobs[1].trend.push_back(last);
     }
     both_sizes("input_bound", &state, now);

@@ -10,6 +10,7 @@ use ratatui::Frame;
 
 use super::{short_duration, Theme};
 use crate::diagnose::regression::Flag;
+use crate::diagnose::stall;
 use crate::diagnose::verdict::median;
 use crate::state::view::TrendPoint;
 use crate::state::State;
@@ -115,38 +116,31 @@ pub fn draw_verdict(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Th
     let mut lines: Vec<Line<'_>> = Vec::new();
     let bold = Style::new().add_modifier(Modifier::BOLD);
     let verdict_lines = |point: &TrendPoint, lines: &mut Vec<Line<'_>>| {
-        let text = one_line(point.verdict.as_deref().unwrap_or("no verdict")).into_owned();
-        lines.push(Line::from(Span::styled(text, theme.text.patch(bold))));
-        if let Some(metrics) = &point.metrics {
-            lines.push(Line::from(Span::styled(one_line(metrics).into_owned(), theme.text)));
+        let described = &point.description;
+        let texts = described.lines();
+        if texts.is_empty() {
+            lines.push(Line::from(Span::styled("no verdict", theme.text.patch(bold))));
         }
-        for hint in &point.hints {
-            lines.push(Line::from(Span::styled(format!("→ {}", one_line(hint)), theme.dim)));
+        for (i, text) in texts.into_iter().enumerate() {
+            let style = if i == 0 && described.verdict.is_some() {
+                theme.text.patch(bold)
+            } else if text.starts_with('→') {
+                theme.dim
+            } else {
+                theme.text
+            };
+            lines.push(Line::from(Span::styled(one_line(&text).into_owned(), style)));
         }
     };
     match (selected, running) {
         (Some(point), _) => verdict_lines(point, &mut lines),
-        (None, true) => {
-            let stalled = job_view
-                .starved
-                .back()
-                .zip(job_view.live.back())
-                .map(|(&s, last)| last.t_ms - s);
-            match stalled {
-                Some(gap) if gap < 600.0 => {
-                    let first = job_view.starved.front().copied().unwrap_or(0.0);
-                    lines.push(Line::from(Span::styled(
-                        format!(
-                            "GPU starved: below 10 % busy in {} samples since {:.1} s",
-                            job_view.starved.len(),
-                            first / 1000.0
-                        ),
-                        theme.stall.patch(bold),
-                    )));
-                }
-                _ => lines.push(Line::from(Span::styled("running…", theme.running.patch(bold)))),
-            }
-        }
+        (None, true) => match (job_view.stall.ongoing(), job_view.live.back()) {
+            (Some(since), Some(last)) => lines.push(Line::from(Span::styled(
+                format!("⚠ {}", stall::describe(since, last.t_ms)),
+                theme.stall.patch(bold),
+            ))),
+            _ => lines.push(Line::from(Span::styled("running…", theme.running.patch(bold)))),
+        },
         (None, false) => match job_view.trend.back() {
             Some(point) => verdict_lines(point, &mut lines),
             None => lines.push(Line::from(Span::styled("no run yet", theme.dim))),

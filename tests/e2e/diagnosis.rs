@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::fake_nvml::{fake_nvml_lib, Script};
-use crate::harness::{json_rows, run_finished, Project};
+use crate::harness::{json_rows, run_finished, Hog, Project};
 
 /// A project whose looptop loads the fake NVML, with one GPU at `util` %.
 fn gpu_at(util: u32) -> (Project, Script) {
@@ -146,6 +146,44 @@ fn without_a_gpu_a_sleeper_is_waiting_and_a_short_run_is_too_short() {
     assert_eq!(v["gpu_busy_pct"], Value::Null);
     let v = verdict(&project.run_once_json("true"));
     assert_eq!(v["kind"], "too-short", "{v:#}");
+}
+
+#[test]
+fn a_job_sharing_its_core_with_other_work_is_contended_not_waiting() {
+    let project = Project::new();
+    // Another process busy on core 0, and the job pinned there too: it is ready to run half
+    // of the time and waits for the core the other half.
+    let _hog = Hog::under(&["taskset", "-c", "0"]);
+    let busy = "taskset -c 0 python3 -c \"exec('import time\\nt=time.time()\\nwhile time.time()-t<2: pass')\"";
+    let events = project.run_once_json(busy);
+    let v = verdict(&events);
+    assert_eq!(v["kind"], "contended", "{v:#}");
+    assert!(v["run_queue_delay_pct"].as_f64().is_some_and(|q| q >= 25.0), "{v:#}");
+    assert!(v["host_cpu_pct"].as_f64().is_some_and(|h| h > 0.0), "{v:#}");
+    assert!(
+        v["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("waiting for a CPU") && s.contains("host CPU")),
+        "{v:#}"
+    );
+    let run = run_finished(&events);
+    assert!(
+        run["run_queue_delay_pct"].as_f64().is_some_and(|q| q >= 25.0),
+        "{run:#}"
+    );
+    let rows = json_rows(
+        &project
+            .run(&[
+                "query",
+                "SELECT (SELECT verdict FROM runs) AS verdict, (SELECT run_queue_delay_pct FROM runs) AS run_pct, \
+                 (SELECT max(run_queue_delay_pct) FROM samples) AS sample_pct",
+                "--json",
+            ])
+            .stdout,
+    );
+    assert_eq!(rows[0]["verdict"], "contended", "{rows:?}");
+    assert!(rows[0]["run_pct"].as_f64().is_some_and(|q| q >= 25.0), "{rows:?}");
+    assert!(rows[0]["sample_pct"].as_f64().is_some_and(|q| q >= 25.0), "{rows:?}");
 }
 
 #[test]

@@ -340,6 +340,16 @@ impl Tmux {
         Self { name }
     }
 
+    /// The TUI (`looptop --trust`) in `project`; the shell says when it exited, and stays.
+    pub fn looptop(project: &Project) -> Self {
+        let command = format!(
+            "XDG_DATA_HOME={} {} --trust; echo looptop-exited-$?; sleep 60",
+            project.scratch.path().display(),
+            assert_cmd::cargo::cargo_bin("looptop").display()
+        );
+        Self::start(&project.path(), &command)
+    }
+
     pub fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["capture-pane", "-p", "-t", &self.name])
@@ -402,5 +412,28 @@ pub fn copy_tree(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), to.join(&name)).expect("copy");
         }
+    }
+}
+
+/// A process keeping a CPU busy beside the job, started under `prefix` (`taskset -c 0`,
+/// `nice -n 19`), killed when dropped: the other work of a busy machine.
+pub struct Hog(Child);
+
+impl Hog {
+    pub fn under(prefix: &[&str]) -> Self {
+        let child = Command::new(prefix.first().copied().unwrap_or("env"))
+            .args(prefix.iter().skip(1))
+            .args(["sh", "-c", "while :; do :; done"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start a CPU hog");
+        Self(child)
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

@@ -62,7 +62,7 @@ regex = 'loss=([0-9.]+)'
 }
 
 /// A project with a CSV table of `n` rows and a query over it.
-fn query_project(n: u32) -> Project {
+pub fn query_project(n: u32) -> Project {
     let project = Project::new();
     let mut csv = String::from("user_id,amount\n");
     for i in 0..n {

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{gone_within, read_pid, Project, Tmux, PATIENCE};
+use crate::harness::{gone_within, json_rows, read_pid, run_finished, Project, Tmux, PATIENCE};
+use crate::metrics_and_queries::query_project;
 
 #[test]
 fn the_tui_runs_reruns_helps_and_quits_cleanly() {
@@ -18,16 +19,13 @@ fn the_tui_runs_reruns_helps_and_quits_cleanly() {
         ),
     );
     project.write("src/app.py", "x = 1\n");
-    let binary = assert_cmd::cargo::cargo_bin("looptop");
-    let command = format!(
-        "XDG_DATA_HOME={} {} --trust; echo looptop-exited-$?; sleep 60",
-        project.scratch.path().display(),
-        binary.display()
-    );
-    let tmux = Tmux::start(&project.path(), &command);
+    let tmux = Tmux::looptop(&project);
     let screen = tmux.wait_for("started-");
     assert!(screen.contains("1 serve"), "{screen}");
     assert!(screen.contains("loop trend"), "{screen}");
+    // The resource rows say what they measure.
+    let screen = tmux.wait_for("host cpu");
+    assert!(screen.contains("tree cpu"), "{screen}");
     let first = read_pid(&pid_file);
     // A change restarts the job (it ignores SIGTERM: SIGKILL after the grace).
     project.write("src/app.py", "x = 2\n");
@@ -63,4 +61,55 @@ fn the_tui_runs_reruns_helps_and_quits_cleanly() {
     // The shell got its screen back: the TUI's frame is gone, the shell's line is there.
     assert!(!screen.contains("loop trend"), "{screen}");
     assert!(gone_within(second, PATIENCE), "the job survived q");
+}
+
+#[test]
+fn a_query_job_is_described_alike_in_every_front_end_without_its_protocol_line() {
+    let project = query_project(5000);
+    // Headless, human: the description under the run's line, the protocol line nowhere.
+    let human = project.run(&["run", "--once", "--trust"]);
+    assert!(human.status.success(), "{}", human.stderr);
+    let shown = format!("{}{}", human.stdout, human.stderr);
+    assert!(!shown.contains("looptop-query:"), "{shown}");
+    assert!(
+        human.stdout.contains("100 rows in"),
+        "the query's own output is shown: {shown}"
+    );
+    let query_line = human
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("[looptop]   query: "))
+        .unwrap_or_else(|| panic!("no query line: {}", human.stderr));
+    assert!(query_line.starts_with("100 rows in"), "{query_line}");
+    assert!(
+        human.stderr.contains("[looptop]   → the query scans 5000 rows of CSV"),
+        "{}",
+        human.stderr
+    );
+    // JSON: the same description, and the log without the protocol line either.
+    let done = project.run(&["run", "--once", "--json", "--trust"]);
+    assert!(!done.stderr.contains("looptop-query:"), "{}", done.stderr);
+    let run = run_finished(&json_rows(&done.stdout)).clone();
+    let description = &run["description"];
+    assert!(
+        description["query"]
+            .as_str()
+            .is_some_and(|q| q.starts_with("query: 100 rows in")),
+        "{run:#}"
+    );
+    let query_hint = &run["query"]["hints"][0];
+    assert!(query_hint.is_string(), "{run:#}");
+    assert!(
+        description["hints"].as_array().is_some_and(|h| h.contains(query_hint)),
+        "{run:#}"
+    );
+    let log = std::fs::read_to_string(run["log"].as_str().expect("a log")).expect("read the log");
+    assert!(log.contains("100 rows in") && !log.contains("looptop-query:"), "{log}");
+    // The TUI: the query line and its hint in the verdict pane, no protocol line in the output.
+    let tmux = Tmux::looptop(&project);
+    let screen = tmux.wait_for("→ the query scans");
+    assert!(screen.contains("query: 100 rows in"), "{screen}");
+    let screen = tmux.wait_for("100 rows in");
+    assert!(!screen.contains("looptop-query"), "{screen}");
+    tmux.keys("q");
 }

@@ -3,11 +3,13 @@
 //! nothing runs it blocks and costs nothing. NVML is opened on the first run, off the loop's
 //! path, and what it found is sent once as `Event::Gpus`.
 
+pub mod counters;
 pub mod gpu;
 pub mod system;
 pub mod tree;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -81,15 +83,34 @@ impl Sampler {
 
 struct Tracked {
     tree: ProcessTree,
+    /// The run's own previous readings: its rates never depend on when other runs were read.
+    meter: counters::Meter,
     spawned_at: Instant,
 }
+
+impl Tracked {
+    /// Reads the tree's members at `now`: the sample of the run's processes.
+    fn read(&mut self, members: &BTreeSet<u32>, page_bytes: u64, now: Instant) -> crate::sample::TreeSample {
+        let proc_root = Path::new(PROC);
+        let readings = members
+            .iter()
+            .filter_map(|&pid| counters::read(proc_root, pid, page_bytes))
+            .collect();
+        self.meter
+            .sample(readings, self.tree.threads(), now, counters::uptime_s(proc_root))
+    }
+}
+
+/// Where procfs is mounted.
+const PROC: &str = "/proc";
 
 /// Everything the thread holds.
 struct Probes {
     system: Option<SystemProbe>,
     gpu: Option<GpuProbe>,
     gpu_opened: bool,
-    last_refresh: Option<Instant>,
+    /// Bytes per memory page (for resident sizes).
+    page_bytes: u64,
 }
 
 fn sample_forever(settings: &SamplerSettings, rx: &mpsc::Receiver<Command>, events: &Sender<Event>) {
@@ -97,10 +118,10 @@ fn sample_forever(settings: &SamplerSettings, rx: &mpsc::Receiver<Command>, even
         system: SystemProbe::new(),
         gpu: None,
         gpu_opened: false,
-        last_refresh: None,
+        page_bytes: page_bytes(),
     };
     if probes.system.is_none() {
-        log::warn!("cannot read this system's processes: CPU and memory are not sampled");
+        log::warn!("cannot read this system's CPU and memory: the host is not sampled");
     }
     let mut runs: BTreeMap<RunKey, Tracked> = BTreeMap::new();
     let mut next_tick: Option<Instant> = None;
@@ -124,15 +145,16 @@ fn sample_forever(settings: &SamplerSettings, rx: &mpsc::Receiver<Command>, even
                         return;
                     }
                 }
-                let mut tree = ProcessTree::new(pid);
+                let mut run = Tracked {
+                    tree: ProcessTree::new(pid),
+                    meter: counters::Meter::default(),
+                    spawned_at: at,
+                };
                 let now = Instant::now();
-                // A first reading of the tree, so that the first sample has CPU shares.
-                let members = tree.refresh(now).clone();
-                if let Some(system) = probes.system.as_mut() {
-                    system.refresh(&members, now);
-                    probes.last_refresh = Some(now);
-                }
-                runs.insert(key, Tracked { tree, spawned_at: at });
+                // A first reading of the tree, so that the first sample has rates.
+                let members = run.tree.refresh(now).clone();
+                run.read(&members, probes.page_bytes, now);
+                runs.insert(key, run);
                 next_tick.get_or_insert(now + settings.interval);
             }
             Some(Command::Untrack(key)) => {
@@ -181,18 +203,10 @@ fn open_gpus(settings: &GpuSettings, probes: &mut Probes, events: &Sender<Event>
 
 /// Takes one sample of every tracked run; false when the loop is gone.
 fn tick(probes: &mut Probes, runs: &mut BTreeMap<RunKey, Tracked>, now: Instant, events: &Sender<Event>) -> bool {
-    let mut all = BTreeSet::new();
-    for run in runs.values_mut() {
-        all.extend(run.tree.refresh(now).iter().copied());
-    }
-    let interval_s = probes
-        .last_refresh
-        .map_or(0.0, |last| now.saturating_duration_since(last).as_secs_f64());
     let host = probes.system.as_mut().map(|system| {
-        system.refresh(&all, now);
+        system.refresh();
         system.host()
     });
-    probes.last_refresh = Some(now);
     let mut notices = Vec::new();
     let gpus = probes.gpu.as_mut().map(|g| g.read(&mut notices)).unwrap_or_default();
     for notice in notices {
@@ -200,22 +214,25 @@ fn tick(probes: &mut Probes, runs: &mut BTreeMap<RunKey, Tracked>, now: Instant,
             return false;
         }
     }
-    for (&key, run) in runs.iter() {
-        let members = run.tree.members();
+    for (&key, run) in runs.iter_mut() {
+        let members = run.tree.refresh(now).clone();
         let sample = Sample {
             key,
             t_ms: now.saturating_duration_since(run.spawned_at).as_secs_f64() * 1000.0,
             host: host.clone().unwrap_or_default(),
-            tree: probes
-                .system
-                .as_mut()
-                .map(|s| s.tree(members, run.tree.threads(), interval_s, now))
-                .unwrap_or_default(),
-            gpus: gpus.iter().map(|g| g.for_tree(members)).collect(),
+            tree: run.read(&members, probes.page_bytes, now),
+            gpus: gpus.iter().map(|g| g.for_tree(&members)).collect(),
         };
         if events.blocking_send(Event::Sample(Box::new(sample))).is_err() {
             return false;
         }
     }
     true
+}
+
+/// The size of a memory page; 4 kB where the system will not say.
+fn page_bytes() -> u64 {
+    // SAFETY: sysconf reads a system constant; it takes no pointers.
+    let bytes = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(bytes).ok().filter(|&b| b > 0).unwrap_or(4096)
 }

@@ -30,6 +30,10 @@ pub const CPU_BOUND_PCT: f64 = 70.0;
 /// of one thread, from the kernel's run-queue delay) were held back by other work: contended.
 pub const CONTENDED_RUN_QUEUE_PCT: f64 = 25.0;
 
+/// ... and only when other work held the CPUs: the host's CPU use beyond the job's own, in % of
+/// all cores, at least this much (a job whose threads outnumber the cores queues behind itself).
+pub const CONTENDED_OTHER_WORK_PCT: f64 = 25.0;
+
 /// Reading from disk at this rate or more, with the CPU below `CPU_BOUND_PCT`, is I/O-bound.
 pub const IO_BOUND_READ_BYTES_PER_S: f64 = 20e6;
 

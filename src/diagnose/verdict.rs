@@ -23,8 +23,8 @@ use serde::Serialize;
 use super::hints::hints;
 use super::stall::episodes;
 use super::thresholds::{
-    ALL_CORES_SHARE, CONTENDED_RUN_QUEUE_PCT, CPU_BOUND_PCT, GPU_BOUND_BUSY_PCT, GPU_UNUSED_MIN_MS,
-    IO_BOUND_READ_BYTES_PER_S, MIN_SAMPLES, PINNED_CORE_PCT, STALL_UTIL_PCT,
+    ALL_CORES_SHARE, CONTENDED_OTHER_WORK_PCT, CONTENDED_RUN_QUEUE_PCT, CPU_BOUND_PCT, GPU_BOUND_BUSY_PCT,
+    GPU_UNUSED_MIN_MS, IO_BOUND_READ_BYTES_PER_S, MIN_SAMPLES, PINNED_CORE_PCT, STALL_UTIL_PCT,
 };
 use super::Point;
 use crate::report::count;
@@ -176,8 +176,13 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
         let tree = mean(points.iter().map(|p| f64::from(p.tree_cpu_pct))).unwrap_or(0.0);
         let cores = f64::from(points.iter().map(|p| p.cores).max().unwrap_or(1));
         let queued = verdict.run_queue_delay_pct.unwrap_or(0.0);
-        // Waiting for a CPU the job itself keeps busy is its own CPU use, not contention.
-        verdict.kind = if queued >= CONTENDED_RUN_QUEUE_PCT && tree / (cores * 100.0) < f64::from(ALL_CORES_SHARE) {
+        // Waiting for a CPU the job itself keeps busy is its own CPU use, not contention: other
+        // work must have held the CPUs.
+        let others = verdict.host_cpu_pct.unwrap_or(0.0) - tree / cores;
+        verdict.kind = if queued >= CONTENDED_RUN_QUEUE_PCT
+            && others >= CONTENDED_OTHER_WORK_PCT
+            && tree / (cores * 100.0) < f64::from(ALL_CORES_SHARE)
+        {
             Kind::Contended
         } else if tree >= CPU_BOUND_PCT || cause(&all) == Cause::Cpu {
             Kind::CpuBound
@@ -451,6 +456,17 @@ mod tests {
         }
         // A job that keeps every core busy itself and queues behind its own threads is CPU-bound.
         assert_eq!(judge(&off_gpu(195.0, Some(180.0)), 2000.0).kind, Kind::CpuBound);
+        // So is one whose threads outnumber the cores on an otherwise quiet host (DuckDB at
+        // 131 % of one core on two cores, the host at 62 %): no other work held it back.
+        let mut alone = off_gpu(131.0, Some(54.0));
+        with(&mut alone, |p| p.host_cpu_pct = 62.0);
+        let verdict = judge(&alone, 2000.0);
+        assert_eq!(verdict.kind, Kind::CpuBound, "{verdict:?}");
+        assert!(
+            verdict.hints.iter().all(|h| !h.contains("other work")),
+            "{:?}",
+            verdict.hints
+        );
     }
 
     #[test]

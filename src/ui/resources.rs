@@ -109,8 +109,15 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, roo
         ]));
     }
     let top_rss = samples.iter().map(|s| s.tree.rss_bytes).max().unwrap_or(1).max(1) as f64;
+    // A run's last sample can come after its processes are gone: show the memory they last had,
+    // not 0 B.
+    let rss = samples
+        .iter()
+        .rev()
+        .find(|s| s.tree.processes > 0)
+        .map_or(last.tree.rss_bytes, |s| s.tree.rss_bytes);
     lines.push(spark(
-        label("rss", &format_bytes(last.tree.rss_bytes)),
+        label("rss", &format_bytes(rss)),
         samples.iter().map(|s| s.tree.rss_bytes as f64 / top_rss),
         theme.memory,
         theme,

@@ -341,3 +341,21 @@ fn the_wheel_acts_on_the_pane_under_the_pointer() {
     wheel(&mut state, at(3, panes.resources), &mut effects);
     assert_eq!(view(&state), (None, 3), "elsewhere: nothing");
 }
+
+#[test]
+fn memory_shows_what_the_processes_last_had_not_the_empty_tree_after_they_exit() {
+    let now = Instant::now();
+    let mut state = running(now);
+    if let Some(view) = state.view.as_mut() {
+        let mut after_exit = sample(250.0 * 49.0, 0, 0.0);
+        after_exit.tree.processes = 0;
+        after_exit.tree.rss_bytes = 0;
+        view.jobs[1].sampled(&after_exit);
+    }
+    let screen = text(&render(&state, &Theme::default_theme(true), 160, 48, now));
+    let rss = screen
+        .lines()
+        .find(|l| l.contains("│rss"))
+        .unwrap_or_else(|| panic!("no rss row:\n{screen}"));
+    assert!(rss.contains("2.3 GB") && !rss.contains(" 0 B"), "{rss}");
+}

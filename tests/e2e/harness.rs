@@ -329,15 +329,24 @@ impl Tmux {
         static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let number = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("looptop-e2e-{}-{number}", std::process::id());
-        let status = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "40", "-c"])
-            .arg(dir)
-            .arg(command)
-            .env("TERM", "xterm-256color")
-            .status()
-            .expect("tmux is installed");
-        assert!(status.success(), "tmux new-session failed");
-        Self { name }
+        // Tests start sessions in parallel: when no tmux server runs yet, two clients can race
+        // to start one and one of them fails. Try again, as a user would.
+        let mut errors = Vec::new();
+        for _attempt in 0..5 {
+            let output = Command::new("tmux")
+                .args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "40", "-c"])
+                .arg(dir)
+                .arg(command)
+                .env("TERM", "xterm-256color")
+                .output()
+                .expect("tmux is installed");
+            if output.status.success() {
+                return Self { name };
+            }
+            errors.push(String::from_utf8_lossy(&output.stderr).into_owned());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("tmux new-session failed: {errors:?}");
     }
 
     /// The TUI (`looptop --trust`) in `project`; the shell says when it exited, and stays.

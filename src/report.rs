@@ -305,32 +305,47 @@ pub fn json_line(report: &Report) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn finished(outcome: Outcome, exit_code: Option<i32>, signal: Option<&str>) -> RunFinished {
-        RunFinished {
-            run: RunIdentity {
-                run_id: "r1".into(),
-                job: "test".into(),
-                command: "pytest".into(),
-                kind: crate::config::JobKind::Test,
-                trigger: vec!["src/a.py".into()],
-                ts: SystemTime::UNIX_EPOCH + Duration::from_millis(1_500),
-                log: None,
-            },
-            exit_code,
-            signal: signal.map(str::to_string),
-            duration_ms: 1234.5,
+impl RunFinished {
+    /// A run of `run` that exited 0 after `duration_ms`, with nothing sampled or judged: the
+    /// starting point of tests, which change what they look at.
+    pub fn passed_for_test(run: RunIdentity, duration_ms: f64) -> Self {
+        Self {
+            run,
+            exit_code: Some(0),
+            signal: None,
+            duration_ms,
             cpu_user_ms: 10.0,
             cpu_sys_ms: 2.0,
-            outcome,
+            outcome: Outcome::Pass,
             usage: RunUsage::default(),
             verdict: None,
             regression: None,
             metrics: Vec::new(),
             query: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn finished(outcome: Outcome, exit_code: Option<i32>, signal: Option<&str>) -> RunFinished {
+        let run = RunIdentity {
+            run_id: "r1".into(),
+            job: "test".into(),
+            command: "pytest".into(),
+            kind: crate::config::JobKind::Test,
+            trigger: vec!["src/a.py".into()],
+            ts: SystemTime::UNIX_EPOCH + Duration::from_millis(1_500),
+            log: None,
+        };
+        RunFinished {
+            exit_code,
+            signal: signal.map(str::to_string),
+            outcome,
+            ..RunFinished::passed_for_test(run, 1234.5)
         }
     }
 

@@ -400,27 +400,18 @@ mod tests {
     use super::*;
 
     fn run(duration_ms: f64, outcome: Outcome) -> RunFinished {
+        let run = crate::report::RunIdentity {
+            run_id: "r".into(),
+            job: "j".into(),
+            command: "c".into(),
+            kind: crate::config::JobKind::Other,
+            trigger: vec![],
+            ts: std::time::SystemTime::UNIX_EPOCH,
+            log: None,
+        };
         RunFinished {
-            run: crate::report::RunIdentity {
-                run_id: "r".into(),
-                job: "j".into(),
-                command: "c".into(),
-                kind: crate::config::JobKind::Other,
-                trigger: vec![],
-                ts: std::time::SystemTime::UNIX_EPOCH,
-                log: None,
-            },
-            exit_code: Some(0),
-            signal: None,
-            duration_ms,
-            cpu_user_ms: 10.0,
-            cpu_sys_ms: 2.0,
             outcome,
-            usage: crate::report::RunUsage::default(),
-            verdict: None,
-            regression: None,
-            metrics: Vec::new(),
-            query: None,
+            ..RunFinished::passed_for_test(run, duration_ms)
         }
     }
 

@@ -180,7 +180,7 @@ impl Burst {
         } else if self.touched.len() >= MULTI_FILE_PATHS {
             window = window.max(MULTI_FILE_QUIET);
         }
-        if self.touched.values().any(|fate| fate.new_directory) {
+        if self.new_directories > 0 {
             window = window.max(NEW_DIRECTORY_QUIET);
         }
         window = window.max((self.last_at - self.first_at) / 4);

@@ -684,23 +684,11 @@ mod store_tests {
     }
 
     fn passed(run_id: &str) -> RunFinished {
-        RunFinished {
-            run: RunIdentity {
-                trigger: vec!["a\nb.py".into(), "c.py".into()],
-                ..identity(run_id)
-            },
-            exit_code: Some(0),
-            signal: None,
-            duration_ms: 12.5,
-            cpu_user_ms: 1.0,
-            cpu_sys_ms: 1.0,
-            outcome: Outcome::Pass,
-            usage: crate::report::RunUsage::default(),
-            verdict: None,
-            regression: None,
-            metrics: Vec::new(),
-            query: None,
-        }
+        let run = RunIdentity {
+            trigger: vec!["a\nb.py".into(), "c.py".into()],
+            ..identity(run_id)
+        };
+        RunFinished::passed_for_test(run, 12.5)
     }
 
     #[test]

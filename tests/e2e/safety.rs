@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::harness::{gone_within, is_alive, json_rows, read_pid, run_finished, signal, trigger, Project, PATIENCE};
+use crate::harness::{
+    gone_within, is_alive, json_rows, read_pid, run_finished, signal, trigger, Project, Session, PATIENCE,
+};
 
 /// How many files in `dir` are named like looptop's logs (`<UUIDv7>.log`).
 fn own_logs(dir: &Path) -> usize {
@@ -77,6 +79,18 @@ fn log_pruning_deletes_only_its_own_logs_and_keeps_the_limit_during_a_session() 
     assert_eq!(mine, 600, "files looptop did not write are never deleted");
 }
 
+/// A history with one run in it, then `looptop run --once` of a short job whose finish comes
+/// while the history is held: the session (its run reported passed) and the holding connection.
+fn finish_a_run_while_the_history_is_held(project: &Project) -> (Session, duckdb::Connection) {
+    assert!(project.run(&["run", "--once", "--", "echo seed"]).status.success());
+    let history = project.path().join(".looptop/history.duckdb");
+    let mut session = project.spawn(&["--once", "--", "sleep 0.5"]);
+    session.next("run_started");
+    let held = hold(&history);
+    assert_eq!(session.next("run_finished")["outcome"], "pass");
+    (session, held)
+}
+
 /// Holds the history file the way a long `looptop query` or another looptop does.
 fn hold(path: &Path) -> duckdb::Connection {
     let deadline = Instant::now() + PATIENCE;
@@ -93,13 +107,8 @@ fn hold(path: &Path) -> duckdb::Connection {
 #[test]
 fn a_run_finished_while_the_history_is_busy_is_written_when_it_frees_up_before_exit() {
     let project = Project::new();
-    assert!(project.run(&["run", "--once", "--", "echo seed"]).status.success());
+    let (mut session, held) = finish_a_run_while_the_history_is_held(&project);
     let history = project.path().join(".looptop/history.duckdb");
-    let mut session = project.spawn(&["--once", "--", "sleep 0.5"]);
-    session.next("run_started");
-    let held = hold(&history);
-    let finished = session.next("run_finished");
-    assert_eq!(finished["outcome"], "pass");
     // looptop says that it waits for the file; then the file frees up.
     let deadline = Instant::now() + PATIENCE;
     while !session.stderr().contains("waiting up to") && Instant::now() < deadline {
@@ -123,12 +132,7 @@ fn a_run_finished_while_the_history_is_busy_is_written_when_it_frees_up_before_e
 #[test]
 fn a_run_finished_while_the_history_stays_busy_is_kept_and_seen_by_the_next_looptop() {
     let project = Project::new();
-    assert!(project.run(&["run", "--once", "--", "echo seed"]).status.success());
-    let history = project.path().join(".looptop/history.duckdb");
-    let mut session = project.spawn(&["--once", "--", "sleep 0.5"]);
-    session.next("run_started");
-    let held = hold(&history);
-    assert_eq!(session.next("run_finished")["outcome"], "pass");
+    let (mut session, held) = finish_a_run_while_the_history_is_held(&project);
     assert!(session.wait_exit().success());
     assert!(
         session.stderr().contains("history.journal"),

@@ -138,6 +138,13 @@ pub struct RunUsage {
 }
 
 impl RunFinished {
+    /// Every hint of the run, in the order every front end shows them: the verdict's, then the
+    /// query's.
+    pub fn hints(&self) -> impl Iterator<Item = &crate::diagnose::hints::Hint> {
+        let verdict = self.verdict.iter().flat_map(|v| &v.hints);
+        verdict.chain(self.query.iter().flat_map(|q| &q.hints))
+    }
+
     /// The exit code `looptop run --once` passes on: the job's own, 128+N for signal N (as a
     /// shell reports it), 124 for a timeout (as timeout(1) does).
     pub fn process_exit_code(&self) -> u8 {
@@ -193,12 +200,7 @@ impl Description {
                 .map(|r| regression_line(r.flag, r.ratio, r.baseline_runs, r.baseline_ms)),
             metrics: crate::diagnose::metrics::describe(&finished.metrics),
             query: finished.query.as_ref().map(|q| query_line(&q.profile)),
-            hints: verdict
-                .into_iter()
-                .flat_map(|v| &v.hints)
-                .chain(finished.query.iter().flat_map(|q| &q.hints))
-                .cloned()
-                .collect(),
+            hints: finished.hints().map(|h| h.text.clone()).collect(),
         }
     }
 
@@ -381,7 +383,7 @@ mod tests {
         });
         run.query = Some(QueryReport {
             profile: QueryProfile::from_duckdb_json("{}", 100, 12.0),
-            hints: vec!["a columnar copy".into()],
+            hints: vec![crate::diagnose::hints::Hint::new("columnar", "a columnar copy")],
         });
         let description = Description::of(&run);
         let lines = description.lines();

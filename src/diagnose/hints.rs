@@ -1,5 +1,9 @@
 //! Hints: short, actionable lines tied to a verdict's evidence (the classic reasons an ML loop
-//! slows down). Each is given only when its evidence holds, and never more than three.
+//! slows down). Each is given only when its evidence holds, and never more than three. Every hint
+//! has a stable id (`more-workers`, `columnar`, ...) that scripts match on; the text is for people.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::thresholds::{GPU_MEMORY_ROOM_PCT, MANY_CORES, PINNED_CORE_PCT, SINGLE_CORE_SLACK_PCT, STARTUP_SHARE};
 use super::verdict::{Cause, Kind, Verdict};
@@ -8,42 +12,80 @@ use super::Point;
 /// At most this many hints per run.
 pub const MAX_HINTS: usize = 3;
 
+/// One thing to try, backed by evidence: `{"id": "more-workers", "text": "...", ...evidence}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hint {
+    /// Stable id, kebab-case: what scripts and the history's `hint_ids` match on.
+    pub id: String,
+    /// The hint in words, with its evidence and the fix.
+    pub text: String,
+    /// The evidence as values (file, rows, share ...), beside `id` and `text` in JSON.
+    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
+    pub evidence: Map<String, Value>,
+}
+
+impl Hint {
+    /// Hint `id` saying `text`, without separate evidence.
+    pub fn new(id: &str, text: impl Into<String>) -> Self {
+        Self {
+            id: id.to_string(),
+            text: text.into(),
+            evidence: Map::new(),
+        }
+    }
+
+    /// The same hint with one more piece of evidence.
+    #[must_use]
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.evidence.insert(key.to_string(), value.into());
+        self
+    }
+}
+
 /// The hints for `verdict` (computed from `points`, a run of `duration_ms`).
-pub fn hints(verdict: &Verdict, points: &[Point], duration_ms: f64) -> Vec<String> {
+pub fn hints(verdict: &Verdict, points: &[Point], duration_ms: f64) -> Vec<Hint> {
     let mut found = Vec::new();
     let busiest = verdict.busiest_cpu_pct.unwrap_or(0.0);
     let cores = points.iter().map(|p| p.cores).max().unwrap_or(1);
     if verdict.kind == Kind::InputBound && verdict.cause == Some(Cause::Cpu) && busiest >= f64::from(PINNED_CORE_PCT) {
-        found.push(format!(
-            "one process is at {busiest:.0} % of a core while the GPU waits: a single-threaded input pipeline; \
-             give the data loader more workers (DataLoader num_workers) or move decoding off the training loop"
+        found.push(Hint::new(
+            "more-workers",
+            format!(
+                "one process is at {busiest:.0} % of a core while the GPU waits: a single-threaded input pipeline; \
+                 give the data loader more workers (DataLoader num_workers) or move decoding off the training loop"
+            ),
         ));
     }
     if verdict.kind == Kind::InputBound && verdict.cause == Some(Cause::Io) {
-        found.push(
-            "the GPU waits on disk reads: cache the dataset in memory or a faster format, or prefetch".to_string(),
-        );
+        found.push(Hint::new(
+            "cache-or-prefetch",
+            "the GPU waits on disk reads: cache the dataset in memory or a faster format, or prefetch",
+        ));
     }
     if verdict.kind == Kind::GpuBound {
         if let Some(memory) = verdict.gpu_mem_peak_pct.filter(|&m| m < GPU_MEMORY_ROOM_PCT) {
-            found.push(format!(
-                "the GPU is busy but its memory only {memory:.0} % used: the batch could grow"
+            found.push(Hint::new(
+                "batch-could-grow",
+                format!("the GPU is busy but its memory only {memory:.0} % used: the batch could grow"),
             ));
         }
     }
     if verdict.kind == Kind::Contended || verdict.cause == Some(Cause::Contended) {
-        found.push(format!(
-            "other work kept the CPUs busy (host at {:.0} %): rerun when the machine is quieter, stop or renice \
-             the other work, or give the job cores of its own (taskset, cgroup cpusets)",
-            verdict.host_cpu_pct.unwrap_or(0.0)
+        found.push(Hint::new(
+            "busy-machine",
+            format!(
+                "other work kept the CPUs busy (host at {:.0} %): rerun when the machine is quieter, stop or renice \
+                 the other work, or give the job cores of its own (taskset, cgroup cpusets)",
+                verdict.host_cpu_pct.unwrap_or(0.0)
+            ),
         ));
     }
     if verdict.kind == Kind::GpuUnused {
-        found.push(
+        found.push(Hint::new(
+            "model-not-on-gpu",
             "the job never touched the GPU: is the model on the device (.to(\"cuda\")), and does \
-             CUDA_VISIBLE_DEVICES let it see one?"
-                .to_string(),
-        );
+             CUDA_VISIBLE_DEVICES let it see one?",
+        ));
     }
     let single_core = cores >= MANY_CORES
         && points.len() >= 2
@@ -51,18 +93,24 @@ pub fn hints(verdict: &Verdict, points: &[Point], duration_ms: f64) -> Vec<Strin
             p.busiest_cpu_pct >= PINNED_CORE_PCT && p.tree_cpu_pct - p.busiest_cpu_pct <= SINGLE_CORE_SLACK_PCT
         });
     if single_core && verdict.kind == Kind::CpuBound {
-        found.push(format!(
-            "one core did all the work for the whole run on a {cores}-core machine: no parallelism \
-             (more workers, vectorized code, or a parallel test runner such as pytest -n)"
+        found.push(Hint::new(
+            "no-parallelism",
+            format!(
+                "one core did all the work for the whole run on a {cores}-core machine: no parallelism \
+                 (more workers, vectorized code, or a parallel test runner such as pytest -n)"
+            ),
         ));
     }
     if let Some(first) = verdict.time_to_gpu_ms {
         if duration_ms > 0.0 && first / duration_ms >= STARTUP_SHARE {
-            found.push(format!(
-                "{:.0} % of the loop passed before the GPU was touched ({:.1} s of imports and data loading): \
-                 start-up dominates; cache the prepared data or keep a warm process",
-                first / duration_ms * 100.0,
-                first / 1000.0
+            found.push(Hint::new(
+                "startup-dominates",
+                format!(
+                    "{:.0} % of the loop passed before the GPU was touched ({:.1} s of imports and data loading): \
+                     start-up dominates; cache the prepared data or keep a warm process",
+                    first / duration_ms * 100.0,
+                    first / 1000.0
+                ),
             ));
         }
     }
@@ -72,6 +120,7 @@ pub fn hints(verdict: &Verdict, points: &[Point], duration_ms: f64) -> Vec<Strin
 
 #[cfg(test)]
 mod tests {
+    use super::Hint;
     use crate::diagnose::on_gpu;
     use crate::diagnose::verdict::{judge, Kind};
     use crate::diagnose::Point;
@@ -82,7 +131,8 @@ mod tests {
         points.iter_mut().for_each(|p| p.busiest_cpu_pct = 100.0);
         let verdict = judge(&points, 1500.0);
         assert_eq!(verdict.hints.len(), 1, "{:?}", verdict.hints);
-        assert!(verdict.hints[0].contains("num_workers"));
+        assert_eq!(verdict.hints[0].id, "more-workers");
+        assert!(verdict.hints[0].text.contains("num_workers"));
     }
 
     #[test]
@@ -91,7 +141,10 @@ mod tests {
         points.iter_mut().for_each(|p| p.gpu_mem_pct = Some(12.0));
         let verdict = judge(&points, 2000.0);
         assert!(
-            verdict.hints.iter().any(|h| h.contains("batch could grow")),
+            verdict
+                .hints
+                .iter()
+                .any(|h| h.id == "batch-could-grow" && h.text.contains("batch could grow")),
             "{:?}",
             verdict.hints
         );
@@ -104,7 +157,8 @@ mod tests {
         let mut points = on_gpu(&[50; 16]);
         points.iter_mut().for_each(|p| p.on_gpu = Some(false));
         let verdict = judge(&points, 4000.0);
-        assert!(verdict.hints[0].contains("never touched the GPU"));
+        assert_eq!(verdict.hints[0].id, "model-not-on-gpu");
+        assert!(verdict.hints[0].text.contains("never touched the GPU"));
         let mut cpu: Vec<Point> = (1..=8)
             .map(|i| Point {
                 t_ms: f64::from(i) * 250.0,
@@ -116,16 +170,35 @@ mod tests {
             .collect();
         let verdict = judge(&cpu, 2000.0);
         assert_eq!(verdict.kind, Kind::CpuBound);
-        assert!(verdict.hints[0].contains("16-core machine"), "{:?}", verdict.hints);
+        assert_eq!(verdict.hints[0].id, "no-parallelism");
+        assert!(verdict.hints[0].text.contains("16-core machine"), "{:?}", verdict.hints);
         cpu.iter_mut().for_each(|p| p.tree_cpu_pct = 400.0);
         assert!(judge(&cpu, 2000.0).hints.is_empty(), "parallel work gets no such hint");
         let mut late = on_gpu(&[95; 8]);
         late.iter_mut().for_each(|p| p.on_gpu = Some(p.t_ms >= 1500.0));
         let verdict = judge(&late, 2000.0);
         assert!(
-            verdict.hints.iter().any(|h| h.contains("start-up dominates")),
+            verdict
+                .hints
+                .iter()
+                .any(|h| h.id == "startup-dominates" && h.text.contains("start-up dominates")),
             "{:?}",
             verdict.hints
         );
+    }
+
+    #[test]
+    fn a_hint_is_an_object_with_its_evidence_beside_id_and_text() {
+        let hint = Hint::new("columnar", "read Parquet")
+            .with("file", "events.csv")
+            .with("bytes", 1200);
+        let json = serde_json::to_value(&hint).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!({"id": "columnar", "text": "read Parquet", "file": "events.csv", "bytes": 1200})
+        );
+        assert_eq!(serde_json::from_value::<Hint>(json).expect("reads back"), hint);
+        let bare = serde_json::to_string(&Hint::new("sample", "use a sample")).expect("serializes");
+        assert_eq!(bare, r#"{"id":"sample","text":"use a sample"}"#);
     }
 }

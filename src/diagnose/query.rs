@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::hints::Hint;
+
 /// The line prefix `exec-query` prints its summary after.
 pub const SUMMARY_PREFIX: &str = "looptop-query: ";
 /// Operators kept in the summary, slowest first.
@@ -44,7 +46,7 @@ pub struct QueryReport {
     #[serde(flatten)]
     pub profile: QueryProfile,
     /// What to try.
-    pub hints: Vec<String>,
+    pub hints: Vec<Hint>,
 }
 
 /// A query job's run, as its profile tells it.
@@ -110,27 +112,33 @@ impl QueryProfile {
     }
 
     /// Hints backed by this profile; `previous_rows` is the job's last result size.
-    pub fn hints(&self, previous_rows: Option<u64>) -> Vec<String> {
+    pub fn hints(&self, previous_rows: Option<u64>) -> Vec<Hint> {
         let mut hints = Vec::new();
         // Operator times add up the time of every thread, so they are compared with each other,
         // not with the wall time.
         let operators_ms: f64 = self.operators.iter().map(|o| o.ms).sum();
         for scan in &self.text_scans {
             let share = scan.ms / operators_ms.max(scan.ms).max(f64::MIN_POSITIVE) * 100.0;
-            hints.push(format!(
-                "the query scans {} rows of {}{} ({share:.0} % of the operators' time): a columnar copy \
-                 (COPY ... TO 'x.parquet') would read only the columns it needs",
-                scan.rows,
-                scan.format.to_uppercase(),
-                scan.source.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
+            hints.push(Hint::new(
+                "columnar",
+                format!(
+                    "the query scans {} rows of {}{} ({share:.0} % of the operators' time): a columnar copy \
+                     (COPY ... TO 'x.parquet') would read only the columns it needs",
+                    scan.rows,
+                    scan.format.to_uppercase(),
+                    scan.source.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
+                ),
             ));
         }
         if let Some(before) = previous_rows {
             let (low, high) = (before.min(self.rows) as f64, before.max(self.rows) as f64);
             if high >= ROW_JUMP_FACTOR * low.max(1.0) && high >= ROW_JUMP_FACTOR {
-                hints.push(format!(
-                    "the result went from {before} to {} rows: a join that fans out (duplicate keys?) or a lost filter",
-                    self.rows
+                hints.push(Hint::new(
+                    "row-jump",
+                    format!(
+                        "the result went from {before} to {} rows: a join that fans out (duplicate keys?) or a lost filter",
+                        self.rows
+                    ),
                 ));
             }
         }
@@ -251,7 +259,10 @@ mod tests {
         assert_eq!(profile.text_scans[0].format, "csv");
         let hints = profile.hints(None);
         assert!(
-            hints[0].contains("100000 rows of CSV events.csv (59 % of the operators' time)"),
+            hints[0].id == "columnar"
+                && hints[0]
+                    .text
+                    .contains("100000 rows of CSV events.csv (59 % of the operators' time)"),
             "{hints:?}"
         );
     }
@@ -287,7 +298,11 @@ mod tests {
     #[test]
     fn a_row_count_jump_is_a_hint_a_small_change_is_not() {
         let profile = QueryProfile::from_duckdb_json("{}", 120_000, 10.0);
-        assert!(profile.hints(Some(1_000))[0].contains("from 1000 to 120000 rows"));
+        let jump = &profile.hints(Some(1_000))[0];
+        assert!(
+            jump.id == "row-jump" && jump.text.contains("from 1000 to 120000 rows"),
+            "{jump:?}"
+        );
         assert!(profile.hints(Some(100_000)).is_empty());
         assert!(
             QueryProfile::from_duckdb_json("{}", 3, 1.0).hints(Some(0)).is_empty(),

@@ -20,7 +20,7 @@
 
 use serde::Serialize;
 
-use super::hints::hints;
+use super::hints::{hints, Hint};
 use super::stall::episodes;
 use super::thresholds::{
     ALL_CORES_SHARE, CONTENDED_OTHER_WORK_PCT, CONTENDED_RUN_QUEUE_PCT, CPU_BOUND_PCT, GPU_BOUND_BUSY_PCT,
@@ -119,7 +119,7 @@ pub struct Verdict {
     /// The most GPU memory the run held, in % of its GPUs' memory.
     pub gpu_mem_peak_pct: Option<f64>,
     /// What to try, at most three, each backed by the evidence.
-    pub hints: Vec<String>,
+    pub hints: Vec<Hint>,
     /// The verdict in one line.
     pub summary: String,
 }
@@ -444,7 +444,10 @@ mod tests {
              running 45 % of one core; host CPU 100 % busy"
         );
         assert!(
-            verdict.hints.iter().any(|h| h.contains("other work")),
+            verdict
+                .hints
+                .iter()
+                .any(|h| h.id == "busy-machine" && h.text.contains("other work")),
             "{:?}",
             verdict.hints
         );
@@ -452,7 +455,7 @@ mod tests {
         for twin in [off_gpu(45.0, Some(1.0)), off_gpu(45.0, None)] {
             let verdict = judge(&twin, 2000.0);
             assert_eq!(verdict.kind, Kind::Waiting, "{verdict:?}");
-            assert!(verdict.hints.iter().all(|h| !h.contains("other work")));
+            assert!(verdict.hints.iter().all(|h| !h.text.contains("other work")));
         }
         // A job that keeps every core busy itself and queues behind its own threads is CPU-bound.
         assert_eq!(judge(&off_gpu(195.0, Some(180.0)), 2000.0).kind, Kind::CpuBound);
@@ -463,7 +466,7 @@ mod tests {
         let verdict = judge(&alone, 2000.0);
         assert_eq!(verdict.kind, Kind::CpuBound, "{verdict:?}");
         assert!(
-            verdict.hints.iter().all(|h| !h.contains("other work")),
+            verdict.hints.iter().all(|h| !h.text.contains("other work")),
             "{:?}",
             verdict.hints
         );

@@ -264,6 +264,8 @@ fn described(
     query: Option<String>,
 ) -> crate::report::Description {
     let query: Option<serde_json::Value> = query.and_then(|json| serde_json::from_str(&json).ok());
+    // Before hints had ids, a query's hints were kept only as words in its profile; since, every
+    // hint is in the `hints` column and the profile keeps them as objects.
     let query_hints = query
         .as_ref()
         .and_then(|q| q.get("hints")?.as_array().cloned())
@@ -336,7 +338,7 @@ mod tests {
             metrics: Vec::new(),
             query: Some(QueryReport {
                 profile: QueryProfile::from_duckdb_json("{}", 100, 12.0),
-                hints: vec!["a columnar copy".into()],
+                hints: vec![crate::diagnose::hints::Hint::new("columnar", "a columnar copy")],
             }),
         };
         assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));

@@ -77,8 +77,11 @@ pub struct RunEnd {
     pub stalls: Option<u32>,
     /// Time stalled.
     pub stall_ms: Option<f64>,
-    /// Hints.
+    /// Every hint's text: the verdict's, then the query's.
     pub hints: Vec<String>,
+    /// Their ids, in the same order.
+    #[serde(default)]
+    pub hint_ids: Vec<String>,
     /// Regression flag.
     pub regression: Option<String>,
     /// Ratio to the baseline.
@@ -156,7 +159,8 @@ impl RunRow {
                 time_to_gpu_ms: verdict.and_then(|v| v.time_to_gpu_ms),
                 stalls: verdict.map(|v| u32::try_from(v.stalls).unwrap_or(u32::MAX)),
                 stall_ms: verdict.map(|v| v.stall_ms),
-                hints: verdict.map(|v| v.hints.clone()).unwrap_or_default(),
+                hints: finished.hints().map(|h| h.text.clone()).collect(),
+                hint_ids: finished.hints().map(|h| h.id.clone()).collect(),
                 regression: regression.map(|r| r.flag.as_str().to_string()),
                 regression_ratio: regression.map(|r| r.ratio),
                 baseline_ms: regression.map(|r| r.baseline_ms),
@@ -218,10 +222,11 @@ impl RunRow {
             "UPDATE runs SET duration_ms = ?, exit_code = ?, signal = ?, outcome = ?, cpu_user_ms = ?, \
              cpu_sys_ms = ?, samples = ?, cpu_mean_pct = ?, cpu_p95_pct = ?, peak_rss_bytes = ?, \
              gpu_util_mean_pct = ?, gpu_mem_peak_bytes = ?, gpu_on_fraction = ?, verdict = ?, verdict_cause = ?, \
-             verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, stalls = ?, stall_ms = ?, hints = {}, \
+             verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, stalls = ?, stall_ms = ?, hints = {}, hint_ids = {}, \
              regression = ?, regression_ratio = ?, baseline_ms = ?, query_rows = ?, query_ms = ?, query_profile = ?, \
              metric_summary = ?, run_queue_delay_pct = ?, baseline_runs = ? WHERE run_id = ?::UUID",
-            list_placeholders(end.hints.len())
+            list_placeholders(end.hints.len()),
+            list_placeholders(end.hint_ids.len())
         );
         let mut values: Vec<&dyn ToSql> = vec![
             &end.duration_ms as &dyn ToSql,
@@ -246,6 +251,7 @@ impl RunRow {
             &end.stall_ms,
         ];
         values.extend(end.hints.iter().map(|h| h as &dyn ToSql));
+        values.extend(end.hint_ids.iter().map(|h| h as &dyn ToSql));
         values.extend([
             &end.regression as &dyn ToSql,
             &end.regression_ratio,

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
+    include_str!("schema_v6.sql"),
 ];
 
 /// The schema version this looptop writes.
@@ -125,6 +126,31 @@ mod tests {
             migrate(&conn, &path),
             Err(StoreError::Newer { found, .. }) if found == SCHEMA_VERSION + 1
         ));
+    }
+
+    #[test]
+    fn hints_written_before_ids_existed_get_their_ids() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.duckdb");
+        let conn = Connection::open(&path).expect("open");
+        migrate_with(&conn, &path, &MIGRATIONS[..5]).expect("v5");
+        conn.execute_batch(
+            "INSERT INTO runs (run_id, job, command, kind, started_at, outcome, trigger_files, host, looptop_version, hints) \
+             VALUES (uuid(), 'train', 'python t.py', 'train', now(), 'pass', [], 'h', '0.1.0', \
+             ['one process is at 100 % of a core while the GPU waits: give the data loader more workers (DataLoader num_workers)', \
+              'the GPU is busy but its memory only 12 % used: the batch could grow', 'words of a later looptop']), \
+             (uuid(), 'q', 'q', 'query', now(), 'pass', [], 'h', '0.1.0', NULL)",
+        )
+        .expect("rows");
+        migrate(&conn, &path).expect("current");
+        let ids: Vec<Option<String>> = conn
+            .prepare("SELECT array_to_string(hint_ids, ',') FROM runs ORDER BY job DESC")
+            .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+            .expect("ids");
+        assert_eq!(
+            ids,
+            vec![Some("more-workers,batch-could-grow,unknown".to_string()), None]
+        );
     }
 
     #[test]

@@ -57,7 +57,10 @@ fn a_busy_loader_on_a_starved_gpu_is_input_bound_and_stalls_are_reported_live() 
     if busiest >= 90.0 {
         assert_eq!(v["cause"], "cpu", "{v:#}");
         assert!(
-            v["hints"][0].as_str().is_some_and(|h| h.contains("num_workers")),
+            v["hints"][0]["id"] == "more-workers"
+                && v["hints"][0]["text"]
+                    .as_str()
+                    .is_some_and(|h| h.contains("num_workers")),
             "{v:#}"
         );
     }
@@ -120,7 +123,7 @@ fn a_busy_gpu_is_gpu_bound_and_free_memory_suggests_a_bigger_batch() {
     assert_eq!(v["stalls"], 0);
     assert!(v["hints"].as_array().is_some_and(|h| h
         .iter()
-        .any(|h| h.as_str().is_some_and(|h| h.contains("batch could grow")))));
+        .any(|h| h["id"] == "batch-could-grow" && h["text"].as_str().is_some_and(|h| h.contains("batch could grow")))));
 }
 
 #[test]
@@ -131,9 +134,10 @@ fn a_long_job_that_never_touches_the_gpu_is_told_so() {
     let v = verdict(&events);
     assert_eq!(v["kind"], "gpu-unused", "{v:#}");
     assert!(
-        v["hints"][0]
-            .as_str()
-            .is_some_and(|h| h.contains("never touched the GPU")),
+        v["hints"][0]["id"] == "model-not-on-gpu"
+            && v["hints"][0]["text"]
+                .as_str()
+                .is_some_and(|h| h.contains("never touched the GPU")),
         "{v:#}"
     );
 }

@@ -97,7 +97,10 @@ fn a_query_job_is_profiled_and_a_csv_scan_is_named() {
         "{query:#}"
     );
     assert!(
-        query["hints"][0].as_str().is_some_and(|h| h.contains("columnar")),
+        query["hints"][0]["id"] == "columnar"
+            && query["hints"][0]["text"]
+                .as_str()
+                .is_some_and(|h| h.contains("columnar")),
         "{query:#}"
     );
     let rows = json_rows(
@@ -128,7 +131,12 @@ fn a_result_that_fans_out_between_runs_is_flagged() {
     assert_eq!(second["query"]["rows"], 10_000, "{second:#}");
     let hints: Vec<&str> = second["query"]["hints"]
         .as_array()
-        .map(|h| h.iter().filter_map(|h| h.as_str()).collect())
+        .map(|h| {
+            h.iter()
+                .filter(|h| h["id"] == "row-jump")
+                .filter_map(|h| h["text"].as_str())
+                .collect()
+        })
         .unwrap_or_default();
     assert!(hints.iter().any(|h| h.contains("from 100 to 10000 rows")), "{hints:?}");
     session.expect_quiet("run_started", Duration::from_millis(300));

@@ -97,7 +97,7 @@ fn a_query_job_is_described_alike_in_every_front_end_without_its_protocol_line()
             .is_some_and(|q| q.starts_with("query: 100 rows in")),
         "{run:#}"
     );
-    let query_hint = &run["query"]["hints"][0];
+    let query_hint = &run["query"]["hints"][0]["text"];
     assert!(query_hint.is_string(), "{run:#}");
     assert!(
         description["hints"].as_array().is_some_and(|h| h.contains(query_hint)),

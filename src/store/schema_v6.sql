@@ -3,7 +3,7 @@
 ALTER TABLE runs ADD COLUMN hint_ids VARCHAR[];
 -- Rows written before kept only the verdict's hint texts: their ids are told from the words,
 -- which the hints of those versions always used.
-UPDATE runs SET hint_ids = list_transform(hints, h -> CASE
+UPDATE runs SET hint_ids = list_transform(hints, lambda h: CASE
     WHEN h LIKE '%num_workers%' THEN 'more-workers'
     WHEN h LIKE '%waits on disk reads%' THEN 'cache-or-prefetch'
     WHEN h LIKE '%the batch could grow%' THEN 'batch-could-grow'

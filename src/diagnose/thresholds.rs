@@ -34,6 +34,9 @@ pub const CONTENDED_RUN_QUEUE_PCT: f64 = 25.0;
 /// all cores, at least this much (a job whose threads outnumber the cores queues behind itself).
 pub const CONTENDED_OTHER_WORK_PCT: f64 = 25.0;
 
+/// A contended run names this looptop's other jobs that ran in at least this share of its samples.
+pub const ALONGSIDE_SHARE: f64 = 0.25;
+
 /// Reading from disk at this rate or more, with the CPU below `CPU_BOUND_PCT`, is I/O-bound.
 pub const IO_BOUND_READ_BYTES_PER_S: f64 = 20e6;
 

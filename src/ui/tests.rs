@@ -148,6 +148,7 @@ fn running(now: Instant) -> State {
         stall: Default::default(),
         output: Default::default(),
         query: None,
+        alongside: Default::default(),
     });
     if let Some(view) = state.view.as_mut() {
         for i in 0..48 {

@@ -99,6 +99,7 @@ pub fn hints(verdict: &Verdict, points: &[Point], duration_ms: f64) -> Vec<Hint>
     if verdict.contended() {
         found.push(busy_machine(verdict.host_cpu_pct.unwrap_or(0.0), &[]));
     }
+    found.extend(super::gpus::hints(verdict));
     if verdict.kind == Kind::GpuUnused {
         found.push(Hint::new(
             "model-not-on-gpu",

@@ -12,6 +12,8 @@
 //!    tree at `ALL_CORES_SHARE` of all cores), `contended` (its threads waited for a CPU
 //!    `CONTENDED_RUN_QUEUE_PCT` of the time or more), `io` (reading `IO_BOUND_READ_BYTES_PER_S` or more),
 //!    else `idle` (sleeps, locks, network, launch overhead).
+//! 3b. The run held a GPU (or may have: NVML could not match its pids) in MIG mode and no GPU
+//!    it held gave a utilization: `unknown` (never 0 or idle).
 //! 4. No GPU involved: `contended` (the threads waited on a run queue for a CPU
 //!    `CONTENDED_RUN_QUEUE_PCT` of the run or more, while the tree itself used less than
 //!    `ALL_CORES_SHARE` of the cores: other work held them), `cpu-bound` (tree at `CPU_BOUND_PCT`
@@ -20,6 +22,7 @@
 
 use serde::Serialize;
 
+use super::gpus::{per_gpu, unreadable, GpuVerdict};
 use super::hints::{hints, Hint};
 use super::stall::episodes;
 use super::thresholds::{
@@ -49,6 +52,8 @@ pub enum Kind {
     Waiting,
     /// Too few samples to judge.
     TooShort,
+    /// On a GPU whose utilization NVML does not give (MIG): the GPU side is unknown.
+    Unknown,
 }
 
 impl Kind {
@@ -63,6 +68,7 @@ impl Kind {
             Kind::IoBound => "io-bound",
             Kind::Waiting => "waiting",
             Kind::TooShort => "too-short",
+            Kind::Unknown => "unknown",
         }
     }
 }
@@ -121,6 +127,8 @@ pub struct Verdict {
     /// This looptop's other jobs that ran beside a contended run (named as part of the other
     /// work); empty otherwise.
     pub alongside: Vec<String>,
+    /// Every GPU the run held, one by one.
+    pub gpus: Vec<GpuVerdict>,
     /// What to try, at most three, each backed by the evidence.
     pub hints: Vec<Hint>,
     /// The verdict in one line.
@@ -147,6 +155,7 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
             .map(f64::from)
             .reduce(f64::max),
         alongside: Vec::new(),
+        gpus: per_gpu(points),
         hints: Vec::new(),
         summary: String::new(),
     };
@@ -173,6 +182,8 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
             verdict.cause = Some(cause(&evidence));
             verdict.busiest_cpu_pct = median(evidence.iter().map(|p| f64::from(p.busiest_cpu_pct)));
         }
+    } else if unreadable(&verdict.gpus).is_some() {
+        verdict.kind = Kind::Unknown;
     } else if attributed && points.iter().any(|p| p.gpus_read) && duration_ms >= GPU_UNUSED_MIN_MS {
         verdict.kind = Kind::GpuUnused;
     } else {
@@ -309,6 +320,10 @@ fn summary(verdict: &Verdict, points: &[Point], duration_ms: f64) -> String {
             format!("{kind}: CPU {tree:.0} % of one core, disk {read:.1} MB/s: sleeps, locks or network")
         }
         Kind::TooShort => format!("too short to judge: {}", count(points.len(), "sample", "samples")),
+        Kind::Unknown => format!(
+            "{kind}: the job is on GPU {}, in MIG mode, where NVML gives no utilization",
+            unreadable(&verdict.gpus).unwrap_or(0)
+        ),
     }
 }
 

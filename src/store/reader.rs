@@ -111,7 +111,7 @@ impl History {
                 "SELECT * FROM (SELECT run_id::VARCHAR, duration_ms, outcome, regression, \
                  strftime(started_at::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), array_to_string(trigger_files, chr(10)), \
                  verdict_summary, array_to_string(coalesce(hints, []), chr(10)), metric_summary, started_at, verdict, \
-                 query_profile, regression_ratio, baseline_runs, baseline_ms FROM runs \
+                 query_profile, regression_ratio, baseline_runs, baseline_ms, gpu_verdicts FROM runs \
                  WHERE job = ? AND duration_ms IS NOT NULL AND outcome <> 'running' \
                  ORDER BY started_at DESC LIMIT ?) ORDER BY started_at",
             )
@@ -159,6 +159,7 @@ impl History {
                         split(row.get(7)?),
                         row.get(8)?,
                         row.get(11)?,
+                        row.get(15)?,
                     ),
                 })
             })
@@ -262,6 +263,7 @@ fn described(
     hints: Vec<String>,
     metrics: Option<String>,
     query: Option<String>,
+    gpus: Option<String>,
 ) -> crate::report::Description {
     let query: Option<serde_json::Value> = query.and_then(|json| serde_json::from_str(&json).ok());
     // Before hints had ids, a query's hints were kept only as words in its profile; since, every
@@ -272,6 +274,9 @@ fn described(
         .unwrap_or_default();
     crate::report::Description {
         verdict: summary.filter(|_| kind != Some(crate::diagnose::verdict::Kind::TooShort.as_str())),
+        gpus: gpus
+            .and_then(|json| serde_json::from_str::<Vec<crate::diagnose::gpus::GpuVerdict>>(&json).ok())
+            .and_then(|g| crate::diagnose::gpus::describe(&g)),
         regression,
         metrics: metrics
             .and_then(|json| serde_json::from_str::<Vec<MetricSummary>>(&json).ok())

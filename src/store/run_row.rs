@@ -102,6 +102,9 @@ pub struct RunEnd {
     /// How many passing runs the regression was measured against.
     #[serde(default)]
     pub baseline_runs: Option<u32>,
+    /// The verdict's GPUs one by one, as JSON; `None` when the run held none.
+    #[serde(default)]
+    pub gpu_verdicts: Option<String>,
 }
 
 fn bytes(value: Option<u64>) -> Option<i64> {
@@ -172,6 +175,9 @@ impl RunRow {
                     .flatten(),
                 run_queue_delay_pct: usage.run_queue_delay_pct,
                 baseline_runs: regression.map(|r| u32::try_from(r.baseline_runs).unwrap_or(u32::MAX)),
+                gpu_verdicts: verdict
+                    .filter(|v| !v.gpus.is_empty())
+                    .and_then(|v| serde_json::to_string(&v.gpus).ok()),
             }),
             ..Self::started(&started, recorder, host)
         }
@@ -224,7 +230,7 @@ impl RunRow {
              gpu_util_mean_pct = ?, gpu_mem_peak_bytes = ?, gpu_on_fraction = ?, verdict = ?, verdict_cause = ?, \
              verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, stalls = ?, stall_ms = ?, hints = {}, hint_ids = {}, \
              regression = ?, regression_ratio = ?, baseline_ms = ?, query_rows = ?, query_ms = ?, query_profile = ?, \
-             metric_summary = ?, run_queue_delay_pct = ?, baseline_runs = ? WHERE run_id = ?::UUID",
+             metric_summary = ?, run_queue_delay_pct = ?, baseline_runs = ?, gpu_verdicts = ? WHERE run_id = ?::UUID",
             list_placeholders(end.hints.len()),
             list_placeholders(end.hint_ids.len())
         );
@@ -262,6 +268,7 @@ impl RunRow {
             &end.metric_summary,
             &end.run_queue_delay_pct,
             &end.baseline_runs,
+            &end.gpu_verdicts,
             &self.run_id,
         ]);
         conn.execute(&sql, values.as_slice())

@@ -124,6 +124,7 @@ fn sample(t_ms: f64, util: u32, loader_cpu: f32) -> Sample {
             job_present: Some(true),
             job_mem_bytes: Some(8_500_000_000),
             job_sm_pct: Some(util),
+            ..GpuSample::default()
         }],
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod counters;
 pub mod gpu;
+pub mod pidns;
 pub mod system;
 pub mod tree;
 
@@ -111,6 +112,8 @@ struct Probes {
     gpu_opened: bool,
     /// Bytes per memory page (for resident sizes).
     page_bytes: u64,
+    /// How NVML's pids relate to the ones in `/proc`.
+    pids: pidns::PidView,
 }
 
 fn sample_forever(settings: &SamplerSettings, rx: &mpsc::Receiver<Command>, events: &Sender<Event>) {
@@ -119,6 +122,7 @@ fn sample_forever(settings: &SamplerSettings, rx: &mpsc::Receiver<Command>, even
         gpu: None,
         gpu_opened: false,
         page_bytes: page_bytes(),
+        pids: pidns::PidView::detect(Path::new(PROC)),
     };
     if probes.system.is_none() {
         log::warn!("cannot read this system's CPU and memory: the host is not sampled");
@@ -221,13 +225,24 @@ fn tick(probes: &mut Probes, runs: &mut BTreeMap<RunKey, Tracked>, now: Instant,
             t_ms: now.saturating_duration_since(run.spawned_at).as_secs_f64() * 1000.0,
             host: host.clone().unwrap_or_default(),
             tree: run.read(&members, probes.page_bytes, now),
-            gpus: gpus.iter().map(|g| g.for_tree(&members)).collect(),
+            gpus: attribute(&gpus, probes.pids, &members),
         };
         if events.blocking_send(Event::Sample(Box::new(sample))).is_err() {
             return false;
         }
     }
     true
+}
+
+/// Each GPU as seen by the run whose processes (in `/proc`) are `members`.
+fn attribute(gpus: &[gpu::DeviceReading], pids: pidns::PidView, members: &BTreeSet<u32>) -> Vec<crate::sample::GpuSample> {
+    if gpus.is_empty() {
+        return Vec::new();
+    }
+    match pids.host_ids(Path::new(PROC), members) {
+        Some(ids) => gpus.iter().map(|g| g.for_tree(&ids, true)).collect(),
+        None => gpus.iter().map(|g| g.for_tree(members, false)).collect(),
+    }
 }
 
 /// The size of a memory page; 4 kB where the system will not say.

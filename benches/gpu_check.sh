@@ -79,7 +79,7 @@ run() {
     [[ -x "$looptop" ]] || die "no looptop binary at $looptop (build it, or pass --looptop)"
     [[ -x "$example" ]] || die "no training_step example at $example (cargo build --example training_step, or --example)"
 
-    local scratch
+    # Global: the EXIT trap runs after this function has returned.
     scratch="$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")"
     [[ $keep -eq 1 ]] || trap 'rm -rf "$scratch"' EXIT
     export XDG_DATA_HOME="$scratch/data" NO_COLOR=1
@@ -87,7 +87,7 @@ run() {
     if [[ $fake -eq 1 ]]; then
         if [[ -z "$fake_lib" ]]; then
             (cd "$repo" && cargo build -q -p fake-nvml)
-            fake_lib="$(ls "$target"/*/debug/libfake_nvml.so "$target"/debug/libfake_nvml.so 2>/dev/null | head -1)"
+            fake_lib="$(ls "$target"/*/debug/libfake_nvml.so "$target"/debug/libfake_nvml.so 2>/dev/null | head -1 || true)"
         fi
         [[ -f "$fake_lib" ]] || die "no fake NVML library (pass --fake-lib PATH)"
         export LOOPTOP_NVML_LIB="$fake_lib" FAKE_NVML_SCRIPT="$script"
@@ -99,12 +99,12 @@ run() {
     fi
 
     local started=$SECONDS failures=0
-    printf '\n%-13s %-28s %-28s %9s %7s %8s %8s %s\n' loop expected observed stall_ms busy% job_sm% smi_util% hints
+    printf '\n%-13s %-30s %-12s %9s %7s %8s %8s %s\n' loop expected observed stall_ms busy% job_sm% smi_util% hints
     # name | expected verdict | expected hint ("-": none) | training_step arguments | fake readings
     local loops=(
-        "starved|input-bound|-|--device cuda --steps 120 --load-ms 40 --compute-ms 2|gpu.0.util = 3;gpu.0.gpm_sm_active = 2"
-        "gpu-bound|gpu-bound|-|--device cuda --steps 150 --load-ms 1 --compute-ms 40|gpu.0.util = 97;gpu.0.gpm_sm_active = 93"
-        "small-kernels|gpu-bound|small-kernels|--device cuda --steps 150 --load-ms 1 --compute-ms 40 --blocks 1|gpu.0.util = 98;gpu.0.gpm_sm_active = 3"
+        "starved|input-bound|-|--device cuda --steps 120 --load-ms 40 --compute-ms 2|gpu.0.util = 3;gpu.0.gpm_sm_active = 2;gpu.0.proc_util = \$\$:3:1"
+        "gpu-bound|gpu-bound|-|--device cuda --steps 150 --load-ms 1 --compute-ms 40|gpu.0.util = 97;gpu.0.gpm_sm_active = 93;gpu.0.proc_util = \$\$:95:20"
+        "small-kernels|gpu-bound|small-kernels|--device cuda --steps 150 --load-ms 1 --compute-ms 40 --blocks 1|gpu.0.util = 98;gpu.0.gpm_sm_active = 3;gpu.0.proc_util = \$\$:97:1"
         "unused|gpu-unused|model-not-on-gpu|--device cpu --steps 100 --load-ms 1 --compute-ms 40|"
     )
     local entry name expected hint args readings
@@ -118,9 +118,12 @@ run() {
             # GPU gives for this loop, then runs the same loop on the CPU.
             local lines="" line
             IFS=';' read -ra parts <<<"$readings"
-            for line in "${parts[@]}"; do lines+="echo '$line' >> $script; "; done
-            [[ "$name" == unused ]] && lines+="echo 'gpu.0.procs = 1:1000' >> $script; " \
-                || lines+="echo \"gpu.0.procs = \$\$:2000000000\" >> $script; echo \"gpu.0.proc_util = \$\$:90:10\" >> $script; "
+            for line in "${parts[@]}"; do lines+="echo \"$line\" >> $script; "; done
+            if [[ "$name" == unused ]]; then
+                lines+="echo 'gpu.0.procs = 1:1000' >> $script; "
+            else
+                lines+="echo \"gpu.0.procs = \$\$:2000000000\" >> $script; "
+            fi
             cmd="${lines}exec $example ${args/--device cuda/--device cpu}"
         else
             nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits -i 0 -lms 250 >"$project/smi.csv" &
@@ -147,7 +150,7 @@ run() {
         [[ $ok -eq 1 ]] || failures=$((failures + 1))
         local want="$expected"
         [[ "$hint" == "-" ]] || want+=" + $hint"
-        printf '%-13s %-28s %-28s %9s %7s %8s %8s %s%s\n' "$name" "$want" "$observed" "$stall" "$busy" "$job_sm" \
+        printf '%-13s %-30s %-12s %9s %7s %8s %8s %s%s\n' "$name" "$want" "$observed" "$stall" "$busy" "$job_sm" \
             "$smi_util" "${hints:--}" "$([[ $ok -eq 1 ]] || echo '   <-- MISMATCH')"
     done
     echo

@@ -95,8 +95,8 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Phases, String> {
             "--gpus" => phases.gpus = u32::try_from(number.max(1)).map_err(|_| "--gpus is too large".to_string())?,
             "--blocks" => phases.blocks = u32::try_from(number).map_err(|_| "--blocks is too large".to_string())?,
             "--batch-kb" => {
-                phases.batch_bytes = usize::try_from(number.saturating_mul(1024))
-                    .map_err(|_| "--batch-kb is too large".to_string())?
+                phases.batch_bytes =
+                    usize::try_from(number.saturating_mul(1024)).map_err(|_| "--batch-kb is too large".to_string())?
             }
             _ => {
                 return Err(format!(
@@ -422,7 +422,10 @@ $Lspin:
                     "JIT-compiling the kernel (cuModuleLoadData)",
                 )?;
                 let mut spin = std::ptr::null_mut();
-                api.check((api.module_get_function)(&mut spin, module, c"spin".as_ptr()), "cuModuleGetFunction")?;
+                api.check(
+                    (api.module_get_function)(&mut spin, module, c"spin".as_ptr()),
+                    "cuModuleGetFunction",
+                )?;
                 let mut buffer = 0;
                 api.check((api.mem_alloc)(&mut buffer, batch_bytes.max(1)), "cuMemAlloc")?;
                 Ok(Self {

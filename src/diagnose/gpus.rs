@@ -61,7 +61,8 @@ impl GpuPoint {
 
     /// Other processes kept this GPU's SMs busy in this sample.
     pub fn shared(&self) -> bool {
-        self.others_sm_pct.is_some_and(|o| f64::from(o) >= SHARED_GPU_OTHERS_PCT)
+        self.others_sm_pct
+            .is_some_and(|o| f64::from(o) >= SHARED_GPU_OTHERS_PCT)
     }
 
     /// The figure the run is judged by: its own SM share on a shared GPU (the device's figure
@@ -83,7 +84,10 @@ impl GpuPoint {
     pub fn starved(&self) -> bool {
         self.maybe_held()
             && self.busy_pct().is_some_and(|busy| {
-                busy < STALL_UTIL_PCT || self.idle_sample_pct.is_some_and(|i| f64::from(i) >= FINE_IDLE_SAMPLES_PCT)
+                busy < STALL_UTIL_PCT
+                    || self
+                        .idle_sample_pct
+                        .is_some_and(|i| f64::from(i) >= FINE_IDLE_SAMPLES_PCT)
             })
     }
 }
@@ -222,9 +226,13 @@ pub fn hints(verdict: &Verdict) -> Vec<Hint> {
         let starved_sms = held.iter().find_map(|g| {
             let busy = g.busy_pct.unwrap_or(0.0);
             match (g.sm_active_pct, g.power_pct) {
-                (Some(sm), _) if sm < SMALL_KERNELS_SM_ACTIVE_PCT => {
-                    Some((g.index, format!("its SMs were active only {sm:.0} % of the time (GPM)"), "sm_active_pct", sm, busy))
-                }
+                (Some(sm), _) if sm < SMALL_KERNELS_SM_ACTIVE_PCT => Some((
+                    g.index,
+                    format!("its SMs were active only {sm:.0} % of the time (GPM)"),
+                    "sm_active_pct",
+                    sm,
+                    busy,
+                )),
                 (None, Some(power)) if power < SMALL_KERNELS_POWER_PCT => Some((
                     g.index,
                     format!("it drew only {power:.0} % of its power limit"),
@@ -269,7 +277,10 @@ pub fn describe(gpus: &[GpuVerdict]) -> Option<String> {
                 None => format!("{} busy unknown", g.index),
             };
             if let (true, Some(others)) = (g.shared, g.others_sm_pct) {
-                part += &format!(", shared (others' SMs {others:.0} %, the job's {:.0} %)", g.job_sm_pct.unwrap_or(0.0));
+                part += &format!(
+                    ", shared (others' SMs {others:.0} %, the job's {:.0} %)",
+                    g.job_sm_pct.unwrap_or(0.0)
+                );
             }
             if let Some(sm) = g.sm_active_pct {
                 part += &format!(", SMs active {sm:.0} %");
@@ -365,7 +376,8 @@ mod tests {
         assert_eq!(verdict.gpus[0].stall_ms, 0.0);
         let hint = verdict.hints.iter().find(|h| h.id == "idle-gpus").expect("idle-gpus");
         assert!(
-            hint.text.starts_with("GPUs 1-3 idle 100 % of the run while GPU 0 is busy: rank imbalance"),
+            hint.text
+                .starts_with("GPUs 1-3 idle 100 % of the run while GPU 0 is busy: rank imbalance"),
             "{}",
             hint.text
         );
@@ -374,7 +386,15 @@ mod tests {
         let twin = judge(&run(16, |_| (0..4).map(|i| gpu(i, 93)).collect()), 4000.0);
         assert!(!ids(&twin).contains(&"idle-gpus"), "{:?}", twin.hints);
         // A GPU the run never held is not its concern.
-        let others = run(16, |_| vec![gpu(0, 95), GpuPoint { job_present: Some(false), ..gpu(1, 0) }]);
+        let others = run(16, |_| {
+            vec![
+                gpu(0, 95),
+                GpuPoint {
+                    job_present: Some(false),
+                    ..gpu(1, 0)
+                },
+            ]
+        });
         let verdict = judge(&others, 4000.0);
         assert_eq!(verdict.gpus.len(), 1);
         assert!(!ids(&verdict).contains(&"idle-gpus"));
@@ -396,7 +416,11 @@ mod tests {
         assert_eq!(verdict.gpus[0].busy_pct, Some(90.0), "the device figure stays as read");
         assert!(verdict.gpus[0].shared);
         let hint = verdict.hints.iter().find(|h| h.id == "shared-gpu").expect("shared-gpu");
-        assert!(hint.text.contains("other processes kept its SMs 85 % busy"), "{}", hint.text);
+        assert!(
+            hint.text.contains("other processes kept its SMs 85 % busy"),
+            "{}",
+            hint.text
+        );
         // The twin: the job alone on the GPU, the same device figure.
         let alone = |_| {
             vec![GpuPoint {
@@ -420,7 +444,11 @@ mod tests {
         };
         let verdict = judge(&run(12, idle_sms), 3000.0);
         assert_eq!(verdict.kind, Kind::GpuBound);
-        let hint = verdict.hints.iter().find(|h| h.id == "small-kernels").expect("small-kernels");
+        let hint = verdict
+            .hints
+            .iter()
+            .find(|h| h.id == "small-kernels")
+            .expect("small-kernels");
         assert!(hint.text.contains("SMs were active only 6 %"), "{}", hint.text);
         assert!(hint.text.contains("CUDA graphs"), "{}", hint.text);
         // Working SMs: silent.
@@ -440,7 +468,10 @@ mod tests {
         };
         let verdict = judge(&run(12, low_power), 3000.0);
         assert!(
-            verdict.hints.iter().any(|h| h.id == "small-kernels" && h.text.contains("power limit")),
+            verdict
+                .hints
+                .iter()
+                .any(|h| h.id == "small-kernels" && h.text.contains("power limit")),
             "{:?}",
             verdict.hints
         );

@@ -12,8 +12,8 @@
 //!    tree at `ALL_CORES_SHARE` of all cores), `contended` (its threads waited for a CPU
 //!    `CONTENDED_RUN_QUEUE_PCT` of the time or more), `io` (reading `IO_BOUND_READ_BYTES_PER_S` or more),
 //!    else `idle` (sleeps, locks, network, launch overhead).
-//! 3b. The run held a GPU (or may have: NVML could not match its pids) in MIG mode and no GPU
-//!    it held gave a utilization: `unknown` (never 0 or idle).
+//!    A GPU in MIG mode gives no utilization: a run that held one (or may have) and got no
+//!    utilization from any GPU it held is `unknown`, never idle.
 //! 4. No GPU involved: `contended` (the threads waited on a run queue for a CPU
 //!    `CONTENDED_RUN_QUEUE_PCT` of the run or more, while the tree itself used less than
 //!    `ALL_CORES_SHARE` of the cores: other work held them), `cpu-bound` (tree at `CPU_BOUND_PCT`

@@ -114,7 +114,11 @@ fn the_training_step_example_on_cuda_without_a_driver_says_so() {
             && stderr.contains("--device cpu"),
         "{stderr}"
     );
-    assert!(out.stdout.is_empty(), "no step ran: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "no step ran: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let bad = std::process::Command::new(&example)
         .args(["--device", "tpu"])
         .output()

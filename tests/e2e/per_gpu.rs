@@ -103,7 +103,10 @@ fn a_gpu_shared_with_a_busy_process_is_judged_by_the_jobs_own_share() {
     let shared = job_on(
         &script,
         &[],
-        &["gpu.0.procs = $$:1000000000 1:5000000000", "gpu.0.proc_util = $$:4:1 1:85:30"],
+        &[
+            "gpu.0.procs = $$:1000000000 1:5000000000",
+            "gpu.0.proc_util = $$:4:1 1:85:30",
+        ],
         2.0,
     );
     let v = verdict(&project.run_once_json(&shared));
@@ -116,7 +119,12 @@ fn a_gpu_shared_with_a_busy_process_is_judged_by_the_jobs_own_share() {
     assert!(text.contains("other processes kept its SMs 85 % busy"), "{text}");
 
     // The fixed twin: the job alone on the GPU, the same device figure.
-    let alone = job_on(&script, &[], &["gpu.0.procs = $$:1000000000", "gpu.0.proc_util = $$:88:30"], 2.0);
+    let alone = job_on(
+        &script,
+        &[],
+        &["gpu.0.procs = $$:1000000000", "gpu.0.proc_util = $$:88:30"],
+        2.0,
+    );
     let v = verdict(&project.run_once_json(&alone));
     assert_eq!(v["kind"], "gpu-bound", "{v:#}");
     assert!(!hint_ids(&v).contains(&"shared-gpu".to_string()), "{v:#}");
@@ -130,7 +138,9 @@ fn a_busy_gpu_whose_sms_mostly_idle_has_small_kernels() {
     assert_eq!(v["kind"], "gpu-bound", "{v:#}");
     let small = hint(&v, "small-kernels");
     assert!(
-        small["text"].as_str().is_some_and(|t| t.contains("SMs were active only 6 %")),
+        small["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("SMs were active only 6 %")),
         "{small}"
     );
     assert_eq!(v["gpus"][0]["sm_active_pct"], 6.0, "{v:#}");

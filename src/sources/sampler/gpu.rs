@@ -13,8 +13,8 @@ use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
 use nvml_wrapper::enums::gpm::GpmMetricId;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::gpm::{gpm_metrics_get, GpmSample};
-use nvml_wrapper_sys::bindings::{nvmlGpmSample_t, NVML_DEVICE_MIG_ENABLE};
 use nvml_wrapper::{Device, Nvml};
+use nvml_wrapper_sys::bindings::{nvmlGpmSample_t, NVML_DEVICE_MIG_ENABLE};
 
 use crate::event::Notice;
 use crate::sample::GpuSample;
@@ -121,7 +121,10 @@ impl DeviceState {
         let mut off = BTreeMap::new();
         // Pre-Hopper GPUs have no GPM: expected, so no warning; `looptop doctor` lists it.
         if !device.as_ref().ok().and_then(|d| d.gpm_support().ok()).unwrap_or(false) {
-            off.insert(Reading::SmActivity, "needs a Hopper or newer GPU and driver".to_string());
+            off.insert(
+                Reading::SmActivity,
+                "needs a Hopper or newer GPU and driver".to_string(),
+            );
         }
         if mig {
             let why = "not available in MIG mode".to_string();
@@ -184,11 +187,16 @@ impl DeviceReading {
             sample.job_mem_bytes = mine.iter().copied().sum::<Option<u64>>();
         }
         if let Some(util) = &self.process_sm_pct {
-            let (mine, others): (Vec<(&u32, &u32)>, Vec<(&u32, &u32)>) =
-                util.iter().partition(|(pid, _)| ids.contains(pid));
-            let sm: u32 = mine.iter().map(|(_, &sm)| sm).sum();
-            sample.job_sm_pct = Some(sm.min(100));
-            sample.others_sm_pct = Some(others.iter().map(|(_, &sm)| sm).sum::<u32>().min(100));
+            let share = |mine: bool| -> u32 {
+                util.iter()
+                    .filter(|(pid, _)| ids.contains(pid) == mine)
+                    .map(|(_, &sm)| sm)
+                    .sum::<u32>()
+                    .min(100)
+            };
+            let sm = share(true);
+            sample.job_sm_pct = Some(sm);
+            sample.others_sm_pct = Some(share(false));
             if sm > 0 && sample.job_present != Some(true) {
                 sample.job_present = Some(true);
             }
@@ -397,8 +405,7 @@ fn read_device(nvml: &Nvml, device: &Device<'_>, state: &mut DeviceState, notice
     }
     reading.device.power_mw = try_read(state, Reading::Power, || device.power_usage(), notices);
     if reading.device.power_mw.is_some() {
-        reading.device.power_limit_mw =
-            try_read(state, Reading::PowerLimit, || device.enforced_power_limit(), notices);
+        reading.device.power_limit_mw = try_read(state, Reading::PowerLimit, || device.enforced_power_limit(), notices);
     }
     reading.device.idle_sample_pct = idle_sample_share(device, state, notices);
     if let Some(activity) = sm_activity(nvml, device, state, notices) {
@@ -483,6 +490,9 @@ fn idle_sample_share(device: &Device<'_>, state: &mut DeviceState, notices: &mut
     Some((idle as f64 / values.len() as f64 * 100.0) as f32)
 }
 
+/// GPM's SM activity, SM occupancy and tensor activity, 0-100 each.
+type SmActivity = [Option<f32>; 3];
+
 /// GPM's SM activity, SM occupancy and tensor activity since the previous reading (Hopper and
 /// newer); the first call only takes the starting sample.
 fn sm_activity(
@@ -490,15 +500,19 @@ fn sm_activity(
     device: &Device<'_>,
     state: &mut DeviceState,
     notices: &mut Vec<Notice>,
-) -> Option<[Option<f32>; 3]> {
+) -> Option<SmActivity> {
     let previous = state.gpm_previous.take();
-    let call = || -> Result<(nvmlGpmSample_t, Option<[Option<f32>; 3]>), NvmlError> {
+    let call = || -> Result<(nvmlGpmSample_t, Option<SmActivity>), NvmlError> {
         // SAFETY: the handle came from `into_handle` on this `Nvml` and nothing else owns it.
         let previous = previous.map(|h| unsafe { GpmSample::from_handle(nvml, h) });
         let current = device.gpm_sample()?;
         let metrics = match &previous {
             Some(previous) => {
-                let ids = [GpmMetricId::SmUtil, GpmMetricId::SmOccupancy, GpmMetricId::AnyTensorUtil];
+                let ids = [
+                    GpmMetricId::SmUtil,
+                    GpmMetricId::SmOccupancy,
+                    GpmMetricId::AnyTensorUtil,
+                ];
                 let values = gpm_metrics_get(nvml, previous, &current, &ids)?;
                 let value = |i: usize| values.get(i).and_then(|r| r.as_ref().ok()).map(|m| m.value as f32);
                 Some([value(0), value(1), value(2)])
@@ -606,7 +620,12 @@ mod tests {
         // In a container NVML's host pids never match: the run's share is unknown, not 0.
         let unknown = reading().for_tree(&BTreeSet::from([1, 2]), false);
         assert_eq!(
-            (unknown.job_present, unknown.job_sm_pct, unknown.others_sm_pct, unknown.job_mem_bytes),
+            (
+                unknown.job_present,
+                unknown.job_sm_pct,
+                unknown.others_sm_pct,
+                unknown.job_mem_bytes
+            ),
             (None, None, None, None)
         );
         assert_eq!(unknown.util_pct, Some(40), "the device readings remain");

@@ -235,7 +235,11 @@ fn tick(probes: &mut Probes, runs: &mut BTreeMap<RunKey, Tracked>, now: Instant,
 }
 
 /// Each GPU as seen by the run whose processes (in `/proc`) are `members`.
-fn attribute(gpus: &[gpu::DeviceReading], pids: pidns::PidView, members: &BTreeSet<u32>) -> Vec<crate::sample::GpuSample> {
+fn attribute(
+    gpus: &[gpu::DeviceReading],
+    pids: pidns::PidView,
+    members: &BTreeSet<u32>,
+) -> Vec<crate::sample::GpuSample> {
     if gpus.is_empty() {
         return Vec::new();
     }

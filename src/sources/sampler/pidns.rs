@@ -76,8 +76,11 @@ mod tests {
         for (entry, nspid) in entries {
             let path = dir.path().join(entry);
             std::fs::create_dir_all(&path).expect("mkdir");
-            std::fs::write(path.join("status"), format!("Name:\tpython\nNSpid:\t{nspid}\nThreads:\t1\n"))
-                .expect("status");
+            std::fs::write(
+                path.join("status"),
+                format!("Name:\tpython\nNSpid:\t{nspid}\nThreads:\t1\n"),
+            )
+            .expect("status");
         }
         dir
     }
@@ -87,7 +90,11 @@ mod tests {
         let proc_root = proc_with(&[("self", "4242 7"), ("4300", "4300 1"), ("4301", "4301 2")]);
         assert_eq!(PidView::detect(proc_root.path()), PidView::Outer);
         let ids = PidView::Outer.host_ids(proc_root.path(), &BTreeSet::from([4300, 4301, 4399]));
-        assert_eq!(ids, Some(BTreeSet::from([4300, 4301, 4399])), "a vanished pid stays itself");
+        assert_eq!(
+            ids,
+            Some(BTreeSet::from([4300, 4301, 4399])),
+            "a vanished pid stays itself"
+        );
     }
 
     #[test]

@@ -85,8 +85,8 @@ use nvml_wrapper_sys::bindings::{
     nvmlGpmMetricId_t_NVML_GPM_METRIC_ANY_TENSOR_UTIL, nvmlGpmMetricId_t_NVML_GPM_METRIC_SM_OCCUPANCY,
     nvmlGpmMetricId_t_NVML_GPM_METRIC_SM_UTIL, nvmlGpmMetricsGet_t, nvmlGpmSample_st, nvmlGpmSample_t,
     nvmlGpmSupport_t, nvmlProcessInfo_t, nvmlProcessUtilizationSample_t, nvmlReturn_enum_NVML_ERROR_NOT_FOUND,
-    nvmlSample_t, nvmlSamplingType_enum_NVML_GPU_UTILIZATION_SAMPLES, nvmlSamplingType_t, nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_INT,
-    nvmlValueType_t, nvmlValue_t, NVML_GPM_METRICS_GET_VERSION,
+    nvmlSample_t, nvmlSamplingType_enum_NVML_GPU_UTILIZATION_SAMPLES, nvmlSamplingType_t,
+    nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_INT, nvmlValueType_t, nvmlValue_t, NVML_GPM_METRICS_GET_VERSION,
 };
 
 const SUCCESS: nvmlReturn_t = nvmlReturn_enum_NVML_SUCCESS;
@@ -735,7 +735,10 @@ struct GpmSample {
 /// `gpu.N.gpm`: whether GPM is supported.
 #[cfg(not(feature = "legacy"))]
 #[no_mangle]
-pub unsafe extern "C" fn nvmlGpmQueryDeviceSupport(device: nvmlDevice_t, support: *mut nvmlGpmSupport_t) -> nvmlReturn_t {
+pub unsafe extern "C" fn nvmlGpmQueryDeviceSupport(
+    device: nvmlDevice_t,
+    support: *mut nvmlGpmSupport_t,
+) -> nvmlReturn_t {
     match device_call("nvmlGpmQueryDeviceSupport", device, "gpm_support") {
         Ok((script, i)) => {
             if support.is_null() {

@@ -8,8 +8,8 @@ use fake_nvml::{fake_nvml_lib, Script};
 use nvml_wrapper::enum_wrappers::device::{Clock, Sampling, TemperatureSensor};
 use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
 use nvml_wrapper::enums::gpm::GpmMetricId;
-use nvml_wrapper::gpm::gpm_metrics_get;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::gpm::gpm_metrics_get;
 use nvml_wrapper::Nvml;
 
 #[test]
@@ -133,9 +133,14 @@ fn nvml_wrapper_reads_the_script() {
             })
             .collect()
     };
-    assert_eq!(values(gpu0.samples(Sampling::GpuUtilization, None).expect("samples")), vec![55]);
+    assert_eq!(
+        values(gpu0.samples(Sampling::GpuUtilization, None).expect("samples")),
+        vec![55]
+    );
     script.set("gpu.0.util_samples", "90 0 0 85");
-    let fine = gpu0.samples(Sampling::GpuUtilization, now_us - 10_000).expect("samples");
+    let fine = gpu0
+        .samples(Sampling::GpuUtilization, now_us - 10_000)
+        .expect("samples");
     assert!(fine.windows(2).all(|w| w[0].timestamp < w[1].timestamp), "{fine:?}");
     assert_eq!(values(fine), vec![90, 0, 0, 85]);
     assert!(matches!(
@@ -147,7 +152,11 @@ fn nvml_wrapper_reads_the_script() {
     assert!(gpu0.gpm_support().expect("gpm support"));
     let first = gpu0.gpm_sample().expect("gpm sample");
     let second = gpu0.gpm_sample().expect("gpm sample");
-    let ids = [GpmMetricId::SmUtil, GpmMetricId::AnyTensorUtil, GpmMetricId::NvlinkTotalRxPerSec];
+    let ids = [
+        GpmMetricId::SmUtil,
+        GpmMetricId::AnyTensorUtil,
+        GpmMetricId::NvlinkTotalRxPerSec,
+    ];
     let metrics = gpm_metrics_get(&nvml, &first, &second, &ids).expect("metrics");
     assert_eq!(metrics[0].as_ref().expect("sm").value, 55.0);
     assert_eq!(metrics[1].as_ref().expect("tensor").value, 0.0);

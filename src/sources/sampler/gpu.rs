@@ -167,14 +167,18 @@ pub struct DeviceReading {
 }
 
 impl DeviceReading {
+    /// NVML lists one of `ids` on this GPU (a context, or SM samples).
+    pub fn lists_any(&self, ids: &BTreeSet<u32>) -> bool {
+        self.processes.iter().flatten().any(|(pid, _)| ids.contains(pid))
+            || self.process_sm_pct.iter().flatten().any(|(pid, _)| ids.contains(pid))
+    }
+
     /// This GPU as seen by the run whose processes NVML knows as `ids`. With `absence_proves`
     /// false (looptop cannot name the host's pids), a GPU that lists none of `ids` says nothing
     /// about the run: its share stays unknown rather than 0.
     pub fn for_tree(&self, ids: &BTreeSet<u32>, absence_proves: bool) -> GpuSample {
         let mut sample = self.device.clone();
-        let listed = self.processes.iter().flatten().any(|(pid, _)| ids.contains(pid))
-            || self.process_sm_pct.iter().flatten().any(|(pid, _)| ids.contains(pid));
-        if !absence_proves && !listed {
+        if !absence_proves && !self.lists_any(ids) {
             return sample;
         }
         if let Some(processes) = &self.processes {

@@ -3,8 +3,8 @@
 //! namespace that mounted it. On the host they are the same. Where `/proc` belongs to an outer
 //! namespace than looptop's own, the first entry of each process's `NSpid` line (in
 //! `/proc/<pid>/status`) is the outer pid. Inside a container with its own `/proc`, no file names
-//! the host pid: the run's share of a GPU is unknown unless NVML lists one of its pids anyway
-//! (a driver or stand-in that reports this namespace's pids).
+//! the host pid: the run's share of a GPU is unknown until NVML lists one of a run's pids anyway
+//! (a driver or stand-in that reports this namespace's pids; the sampler keeps that lesson).
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -110,9 +110,14 @@ fn parquet_footers(conn: &Connection, lit: &str, facts: &mut FileFacts) -> Resul
     )?;
     facts.rows = rows.map(|n| n.max(0) as u64);
     facts.row_groups = groups.map(|n| n.max(0) as u64);
+    // NULLs are counted in every row group; a row group whose min and max are both 0 holds
+    // only zeros (a lower bound for the zeros, where the first rows could mislead).
     let mut stmt = conn.prepare(&format!(
         "SELECT path_in_schema, bool_and(stats_min_value IS NOT NULL AND stats_max_value IS NOT NULL), \
-         min(TRY_CAST(stats_min_value AS DOUBLE)), max(TRY_CAST(stats_max_value AS DOUBLE)) \
+         min(TRY_CAST(stats_min_value AS DOUBLE)), max(TRY_CAST(stats_max_value AS DOUBLE)), \
+         sum(stats_null_count)::BIGINT, \
+         sum(CASE WHEN TRY_CAST(stats_min_value AS DOUBLE) = 0 AND TRY_CAST(stats_max_value AS DOUBLE) = 0 \
+                  THEN row_group_num_rows - coalesce(stats_null_count, 0) ELSE 0 END)::BIGINT \
          FROM parquet_metadata({lit}) GROUP BY path_in_schema"
     ))?;
     let stats = stmt.query_map([], |r| {
@@ -121,17 +126,23 @@ fn parquet_footers(conn: &Connection, lit: &str, facts: &mut FileFacts) -> Resul
             r.get::<_, Option<bool>>(1)?,
             r.get::<_, Option<f64>>(2)?,
             r.get::<_, Option<f64>>(3)?,
+            r.get::<_, Option<i64>>(4)?,
+            r.get::<_, Option<i64>>(5)?,
         ))
     })?;
     for stat in stats {
-        let (name, has, min, max) = stat?;
-        if let Some(column) = facts.read.iter_mut().find(|c| c.name == name) {
-            column.stats = has;
-            // The footers cover every row; the sample only the first ones.
-            if is_numeric(&column.data_type) {
-                column.min = min.or(column.min);
-                column.max = max.or(column.max);
-            }
+        let (name, has, min, max, nulls, zeros) = stat?;
+        let Some(column) = facts.read.iter_mut().find(|c| c.name == name) else { continue };
+        column.stats = has;
+        // The footers cover every row; the sample only the first ones.
+        if is_numeric(&column.data_type) {
+            column.min = min.or(column.min);
+            column.max = max.or(column.max);
+        }
+        if let (Some(rows), Some(nulls), Some(zeros)) = (facts.rows, nulls, zeros) {
+            column.sampled = rows;
+            column.nulls = nulls.max(0) as u64;
+            column.zeros = zeros.max(0) as u64;
         }
     }
     Ok(())

@@ -105,7 +105,8 @@ pub struct ColumnFacts {
     /// Its type as DuckDB reads it (`DOUBLE`, `BIGINT`, `VARCHAR` ...).
     #[serde(rename = "type")]
     pub data_type: String,
-    /// Rows sampled.
+    /// Rows `nulls` and `zeros` count over: the sample, or every row when Parquet statistics
+    /// gave them (NULL counts, and row groups whose min and max are 0).
     pub sampled: u64,
     /// NULLs among them.
     #[serde(default)]

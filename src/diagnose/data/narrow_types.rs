@@ -40,12 +40,11 @@ pub fn hints(plan: &PlanNode) -> Vec<Hint> {
                 .map(|(c, to, b)| format!("{} {} -> {to} ({})", c.name, c.data_type, bytes(*b)))
                 .collect();
             let casts: Vec<String> = narrower.iter().map(|(c, to, _)| format!("{}::{to} AS {}", c.name, c.name)).collect();
-            let sampled = file.read.iter().map(|c| c.sampled).max().unwrap_or(0);
             Some(
                 Hint::new(
                     "narrow-types",
                     format!(
-                        "{source}: {} hold values a narrower type fits (from the file's statistics and {sampled} sampled rows); \
+                        "{source}: {} hold values a narrower type fits (from the file's statistics and its first rows); \
                          that saves {} over the {rows} rows read: write them narrow (COPY (SELECT * REPLACE ({})) TO ...)",
                         list.join(", "),
                         bytes(saved),

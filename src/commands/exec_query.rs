@@ -111,7 +111,12 @@ pub fn profiled(conn: &Connection, query: &str, scratch: &Path) -> Result<(Query
     let _ = std::fs::remove_file(&profile_path);
     let mut profile = QueryProfile::from_duckdb_json(&profile_text, count.max(0) as u64, elapsed_ms);
     if let Some(plan) = profile.plan.as_mut() {
+        let gathering = Instant::now();
         super::file_facts::gather(conn, plan);
+        log::debug!(
+            "facts about the scanned files in {:.1} ms",
+            gathering.elapsed().as_secs_f64() * 1000.0
+        );
     }
     Ok((profile, materialized))
 }

@@ -22,7 +22,9 @@ const EXPRS: usize = 10;
 /// (gone, remote, odd options) keeps none.
 pub fn gather(conn: &Connection, plan: &mut PlanNode) {
     plan.for_each_scan_mut(&mut |scan| {
-        let (Some(format), Some(source)) = (scan.format(), scan.source()) else { return };
+        let (Some(format), Some(source)) = (scan.format(), scan.source()) else {
+            return;
+        };
         let mut wanted = scan.list("Projections");
         let filters = scan.pushed_filters().join(" ");
         match facts(conn, format, &source, &mut wanted, &filters) {
@@ -77,18 +79,29 @@ fn facts(
         "CREATE OR REPLACE TEMP TABLE {SAMPLE_TABLE} AS SELECT * FROM {reader} LIMIT {COLUMN_SAMPLE_ROWS}"
     ))?;
     let described: Vec<(String, String)> = conn
-        .prepare(&format!("SELECT column_name, column_type FROM (DESCRIBE {SAMPLE_TABLE})"))?
+        .prepare(&format!(
+            "SELECT column_name, column_type FROM (DESCRIBE {SAMPLE_TABLE})"
+        ))?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     // The columns the query reads: those it projects and those its pushed filters name.
     let words: Vec<&str> = filters.split(|c: char| !(c.is_alphanumeric() || c == '_')).collect();
-    wanted.extend(described.iter().filter(|(n, _)| words.contains(&n.as_str())).map(|(n, _)| n.clone()));
+    wanted.extend(
+        described
+            .iter()
+            .filter(|(n, _)| words.contains(&n.as_str()))
+            .map(|(n, _)| n.clone()),
+    );
     let read: Vec<&(String, String)> = described.iter().filter(|(n, _)| wanted.contains(n)).collect();
     let mut facts = FileFacts {
         format: format.as_str().to_string(),
         source: source.to_string(),
         files: files.len() as u64,
-        bytes: files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum(),
+        bytes: files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum(),
         partition_keys,
         columns: described.len() as u64,
         read: sample(conn, &read)?,
@@ -132,7 +145,9 @@ fn parquet_footers(conn: &Connection, lit: &str, facts: &mut FileFacts) -> Resul
     })?;
     for stat in stats {
         let (name, has, min, max, nulls, zeros) = stat?;
-        let Some(column) = facts.read.iter_mut().find(|c| c.name == name) else { continue };
+        let Some(column) = facts.read.iter_mut().find(|c| c.name == name) else {
+            continue;
+        };
         column.stats = has;
         // The footers cover every row; the sample only the first ones.
         if is_numeric(&column.data_type) {
@@ -150,9 +165,24 @@ fn parquet_footers(conn: &Connection, lit: &str, facts: &mut FileFacts) -> Resul
 
 fn is_numeric(data_type: &str) -> bool {
     let t = data_type.to_ascii_uppercase();
-    ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "REAL", "DOUBLE", "DECIMAL"]
-        .iter()
-        .any(|n| t == *n || t.starts_with("DECIMAL"))
+    [
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+        "FLOAT",
+        "REAL",
+        "DOUBLE",
+        "DECIMAL",
+    ]
+    .iter()
+    .any(|n| t == *n || t.starts_with("DECIMAL"))
 }
 
 /// The `EXPRS` sampled expressions of one column: non-NULL count, zeros, min, max, all whole,
@@ -176,8 +206,14 @@ fn sample_exprs(name: &str, data_type: &str) -> [String; EXPRS] {
         format!("max({num})"),
         format!("bool_and({num} = trunc({num}))"),
         format!("bool_and(coalesce(TRY_CAST({num} AS FLOAT)::DOUBLE = {num}, false))"),
-        when_text(format!("count({q}) > 0 AND count(TRY_CAST({q} AS DOUBLE)) = count({q})"), "BOOLEAN"),
-        when_text(format!("count({q}) > 0 AND count(TRY_CAST({q} AS DATE)) = count({q})"), "BOOLEAN"),
+        when_text(
+            format!("count({q}) > 0 AND count(TRY_CAST({q} AS DOUBLE)) = count({q})"),
+            "BOOLEAN",
+        ),
+        when_text(
+            format!("count({q}) > 0 AND count(TRY_CAST({q} AS DATE)) = count({q})"),
+            "BOOLEAN",
+        ),
         format!("approx_count_distinct({q})"),
         when_text(format!("avg(length({q}))"), "DOUBLE"),
     ]

@@ -230,7 +230,8 @@ impl PlanNode {
             "Filename(s)",
         ];
         let scan = self.format().is_some();
-        self.info.retain(|k, _| KEPT.contains(&k.as_str()) || (scan && k == "Projections"));
+        self.info
+            .retain(|k, _| KEPT.contains(&k.as_str()) || (scan && k == "Projections"));
         self.children.iter_mut().for_each(PlanNode::compact);
     }
 
@@ -305,7 +306,11 @@ impl PlanNode {
     /// what DuckDB counted.
     pub fn rows_read(&self) -> u64 {
         let counted = self.rows_scanned.unwrap_or(self.rows).max(self.rows);
-        match (self.file.as_ref().and_then(|f| f.rows), self.row_groups_scanned, self.row_groups_total) {
+        match (
+            self.file.as_ref().and_then(|f| f.rows),
+            self.row_groups_scanned,
+            self.row_groups_total,
+        ) {
             (Some(rows), Some(read), Some(total)) if total > 0 => {
                 counted.max((rows as f64 * read as f64 / total as f64).round() as u64)
             }
@@ -359,19 +364,36 @@ mod tests {
         let join = nodes.iter().find(|(n, _)| n.is_join()).expect("a join").0;
         assert_eq!(join.join_keys(), vec!["user_id"]);
         assert_eq!(join.rows, 20_000);
-        let scan = nodes.iter().find(|(n, _)| n.name.contains("PARQUET")).expect("a parquet scan").0;
+        let scan = nodes
+            .iter()
+            .find(|(n, _)| n.name.contains("PARQUET"))
+            .expect("a parquet scan")
+            .0;
         assert_eq!(scan.rows, 20_000);
         assert!(scan.list("Projections").contains(&"amount".to_string()), "{scan:#?}");
-        assert!(scan.pushed_filters().iter().any(|f| f.contains("id < 20000")), "{scan:#?}");
+        assert!(
+            scan.pushed_filters().iter().any(|f| f.contains("id < 20000")),
+            "{scan:#?}"
+        );
         assert!(scan.row_groups_total.is_some_and(|t| t >= 4), "{scan:#?}");
-        assert!(scan.row_groups_scanned < scan.row_groups_total, "sorted on id: row groups skipped");
+        assert!(
+            scan.row_groups_scanned < scan.row_groups_total,
+            "sorted on id: row groups skipped"
+        );
         let file = scan.file.as_ref().expect("facts about the file");
         assert_eq!((file.files, file.columns, file.rows), (1, 3, Some(50_000)));
-        let csv = nodes.iter().find(|(n, _)| n.name.contains("READ_CSV")).expect("a csv scan").0;
+        let csv = nodes
+            .iter()
+            .find(|(n, _)| n.name.contains("READ_CSV"))
+            .expect("a csv scan")
+            .0;
         assert!(csv.source().is_some_and(|s| s.ends_with("users.csv")));
         assert_eq!(csv.rows_read(), 100);
         assert_eq!(csv.files_scanned(), Some((1, 1)));
         let json = serde_json::to_string(&plan).expect("serializes");
-        assert_eq!(serde_json::from_str::<super::PlanNode>(&json).expect("reads back"), plan);
+        assert_eq!(
+            serde_json::from_str::<super::PlanNode>(&json).expect("reads back"),
+            plan
+        );
     }
 }

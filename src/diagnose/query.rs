@@ -200,7 +200,10 @@ mod tests {
     #[test]
     fn operators_the_plan_and_bytes_read_come_out_of_the_profile() {
         let profile = QueryProfile::from_duckdb_json(PROFILE, 5000, 55.0);
-        assert_eq!(profile.operators[0].name, "READ_CSV_AUTO", "an old TABLE_SCAN is named by its function");
+        assert_eq!(
+            profile.operators[0].name, "READ_CSV_AUTO",
+            "an old TABLE_SCAN is named by its function"
+        );
         assert_eq!(profile.operators.len(), 3, "without the result collector");
         assert_eq!(profile.operators[0].rows, 100_000);
         assert!((profile.operators[0].ms - 30.0).abs() < 1e-9);
@@ -209,7 +212,11 @@ mod tests {
         assert_eq!(plan.name, "HASH_JOIN", "the result collector is not the query's");
         assert_eq!(plan.children.len(), 2);
         assert_eq!(plan.children[0].source().as_deref(), Some("events.csv"));
-        assert!(profile.hints(None).is_empty(), "no file facts, no size: {:?}", profile.hints(None));
+        assert!(
+            profile.hints(None).is_empty(),
+            "no file facts, no size: {:?}",
+            profile.hints(None)
+        );
     }
 
     #[test]
@@ -227,13 +234,19 @@ mod tests {
     fn a_summary_too_long_for_a_line_loses_detail_then_its_plan() {
         let profile = QueryProfile::from_duckdb_json(PROFILE, 5000, 55.0);
         let full = profile.summary_json(usize::MAX).expect("json");
-        assert_eq!(QueryProfile::from_summary_line(&format!("{SUMMARY_PREFIX}{full}")), Some(profile.clone()));
+        assert_eq!(
+            QueryProfile::from_summary_line(&format!("{SUMMARY_PREFIX}{full}")),
+            Some(profile.clone())
+        );
         let mut wide = profile.clone();
         if let Some(plan) = wide.plan.as_mut() {
             plan.info.insert("Estimated Cardinality".into(), "x".repeat(500).into());
         }
         let compact = wide.summary_json(full.len() + 10).expect("json");
-        assert!(compact.len() <= full.len() + 10 && compact.contains("HASH_JOIN"), "{compact}");
+        assert!(
+            compact.len() <= full.len() + 10 && compact.contains("HASH_JOIN"),
+            "{compact}"
+        );
         let bare = wide.summary_json(200).expect("json");
         assert!(!bare.contains("\"plan\"") && bare.contains("\"rows\":5000"), "{bare}");
     }

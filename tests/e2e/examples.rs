@@ -63,7 +63,11 @@ fn the_ml_project_jobs_pass_and_say_what_they_see() {
         ("views-per-weekday", "views-per-weekday-sampled", "sample"),
     ] {
         let (shown, fixed) = (finished(job), finished(twin));
-        assert!(ids(&shown).iter().any(|id| id == hint), "{job} gets {hint}: {:#}", shown["query"]);
+        assert!(
+            ids(&shown).iter().any(|id| id == hint),
+            "{job} gets {hint}: {:#}",
+            shown["query"]
+        );
         assert!(
             ids(&fixed).is_empty(),
             "{twin} is the fixed twin of {job}: no hint at all: {:#}",

@@ -403,14 +403,9 @@ pub fn copy_tree(from: &Path, to: &Path) {
         let kind = entry.file_type().expect("type");
         let name = entry.file_name();
         // Leave out what running the example leaves behind.
-        if [
-            ".looptop",
-            "__pycache__",
-            ".pytest_cache",
-            "checkpoints",
-        ]
-        .iter()
-        .any(|skip| name == *skip)
+        if [".looptop", "__pycache__", ".pytest_cache", "checkpoints"]
+            .iter()
+            .any(|skip| name == *skip)
         {
             continue;
         }

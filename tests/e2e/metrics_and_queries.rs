@@ -136,7 +136,10 @@ fn a_join_that_fans_out_is_named_on_the_first_run_under_a_group_by() {
         .and_then(|h| h.iter().find(|h| h["id"] == "join-fan-out"))
         .unwrap_or_else(|| panic!("no join-fan-out: {query:#}"));
     assert_eq!(hint["keys"], serde_json::json!(["user_id"]), "{hint:#}");
-    assert_eq!((hint["left_rows"].as_u64(), hint["right_rows"].as_u64()), (Some(1000), Some(1000)));
+    assert_eq!(
+        (hint["left_rows"].as_u64(), hint["right_rows"].as_u64()),
+        (Some(1000), Some(1000))
+    );
     assert_eq!(hint["rows"], 10_000);
     let ids = json_rows(&project.run(&["query", "SELECT hint_ids FROM runs", "--json"]).stdout);
     assert!(ids[0]["hint_ids"].to_string().contains("join-fan-out"), "{ids:?}");

@@ -87,7 +87,9 @@ fn a_query_job_is_described_alike_in_every_front_end_without_its_protocol_line()
         .unwrap_or_else(|| panic!("no query line: {}", human.stderr));
     assert!(query_line.starts_with("100 rows in"), "{query_line}");
     assert!(
-        human.stderr.contains("[looptop]   → the join on user_id emits 250000 rows"),
+        human
+            .stderr
+            .contains("[looptop]   → the join on user_id emits 250000 rows"),
         "{}",
         human.stderr
     );

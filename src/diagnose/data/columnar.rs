@@ -60,7 +60,8 @@ mod tests {
     use super::super::testing::Data;
     use super::*;
 
-    const SETUP: &str = "COPY (SELECT i AS id, i % 100 AS user_id, (i * 7) % 1000 AS amount, 'c' || (i % 5) AS category, \
+    const SETUP: &str =
+        "COPY (SELECT i AS id, i % 100 AS user_id, (i * 7) % 1000 AS amount, 'c' || (i % 5) AS category, \
         i * 0.5 AS score, i % 3 AS a, i % 11 AS b FROM range(200000) t(i)) TO '{dir}/events.csv';
         COPY (FROM '{dir}/events.csv') TO '{dir}/events.parquet';";
 
@@ -75,7 +76,10 @@ mod tests {
         assert_eq!(hint.evidence["columns_used"], 2);
         assert_eq!(hint.evidence["columns"], 7);
         assert_eq!(hint.evidence["format"], "csv");
-        assert!(hint.evidence["bytes"].as_u64().is_some_and(|b| b > 4_000_000), "{hint:?}");
+        assert!(
+            hint.evidence["bytes"].as_u64().is_some_and(|b| b > 4_000_000),
+            "{hint:?}"
+        );
         assert!(hint.text.contains("2 of 7 columns"), "{}", hint.text);
     }
 

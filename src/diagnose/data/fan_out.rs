@@ -64,7 +64,10 @@ mod tests {
         assert_eq!(hints[0].evidence["keys"], serde_json::json!(["user_id"]));
         assert_eq!(hints[0].evidence["rows"], 60_000);
         let sides = [&hints[0].evidence["left_rows"], &hints[0].evidence["right_rows"]];
-        assert!(sides.contains(&&serde_json::json!(20_000)) && sides.contains(&&serde_json::json!(300)), "{sides:?}");
+        assert!(
+            sides.contains(&&serde_json::json!(20_000)) && sides.contains(&&serde_json::json!(300)),
+            "{sides:?}"
+        );
         assert!(hints[0].text.contains("deduplicate"), "{}", hints[0].text);
     }
 

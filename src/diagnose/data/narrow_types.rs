@@ -44,8 +44,8 @@ pub fn hints(plan: &PlanNode) -> Vec<Hint> {
                 Hint::new(
                     "narrow-types",
                     format!(
-                        "{source}: {} hold values a narrower type fits (from the file's statistics and its first rows); \
-                         that saves {} over the {rows} rows read: write them narrow (COPY (SELECT * REPLACE ({})) TO ...)",
+                        "{source}: narrower types fit the values of {} (from the file's statistics and its first rows), \
+                         saving {} over the {rows} rows read: write them narrow (COPY (SELECT * REPLACE ({})) TO ...)",
                         list.join(", "),
                         bytes(saved),
                         casts.join(", ")
@@ -143,24 +143,37 @@ mod tests {
              COPY (SELECT id::INTEGER AS id, amount::SMALLINT AS amount, score::FLOAT AS score, \
              category::ENUM('books', 'games', 'music') AS category FROM '{dir}/wide.parquet') TO '{dir}/narrow.parquet';",
         );
-        let (plan, _) = data.plan("SELECT category, sum(amount), max(id), avg(score) FROM '{dir}/wide.parquet' GROUP BY 1");
+        let (plan, _) =
+            data.plan("SELECT category, sum(amount), max(id), avg(score) FROM '{dir}/wide.parquet' GROUP BY 1");
         let found = hints(&plan);
         assert_eq!(found.len(), 1, "{plan:#?}");
         let suggested: Vec<(String, String)> = found[0].evidence["columns"]
             .as_array()
             .expect("columns")
             .iter()
-            .map(|c| (c["column"].as_str().unwrap_or("").to_string(), c["suggested"].as_str().unwrap_or("").to_string()))
+            .map(|c| {
+                (
+                    c["column"].as_str().unwrap_or("").to_string(),
+                    c["suggested"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect();
-        assert!(!suggested.iter().any(|(c, _)| c == "category"), "Parquet keeps categories as a dictionary");
+        assert!(
+            !suggested.iter().any(|(c, _)| c == "category"),
+            "Parquet keeps categories as a dictionary"
+        );
         for expected in [("id", "INTEGER"), ("amount", "SMALLINT"), ("score", "FLOAT")] {
             assert!(
                 suggested.contains(&(expected.0.to_string(), expected.1.to_string())),
                 "{expected:?} in {suggested:?}"
             );
         }
-        assert!(found[0].evidence["saved_bytes"].as_u64().is_some_and(|b| b > 4_000_000), "{found:?}");
-        let (plan, _) = data.plan("SELECT category, sum(amount), max(id), avg(score) FROM '{dir}/narrow.parquet' GROUP BY 1");
+        assert!(
+            found[0].evidence["saved_bytes"].as_u64().is_some_and(|b| b > 4_000_000),
+            "{found:?}"
+        );
+        let (plan, _) =
+            data.plan("SELECT category, sum(amount), max(id), avg(score) FROM '{dir}/narrow.parquet' GROUP BY 1");
         assert!(hints(&plan).is_empty(), "{:?}", hints(&plan));
     }
 
@@ -174,8 +187,14 @@ mod tests {
         let found = hints(&plan);
         assert_eq!(found.len(), 1, "{plan:#?}");
         let text = &found[0].text;
-        assert!(text.contains("category VARCHAR -> ENUM") && text.contains("id BIGINT -> INTEGER"), "{text}");
-        assert!(!text.contains("code VARCHAR"), "1000 distinct codes are not a category: {text}");
+        assert!(
+            text.contains("category VARCHAR -> ENUM") && text.contains("id BIGINT -> INTEGER"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("code VARCHAR"),
+            "1000 distinct codes are not a category: {text}"
+        );
     }
 
     #[test]

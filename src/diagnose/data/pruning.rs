@@ -30,15 +30,18 @@ pub fn hints(plan: &PlanNode) -> Vec<Hint> {
             }
             let source = scan.source().unwrap_or_default();
             if let Some((read, total)) = scan.files_scanned().filter(|&(r, t)| t >= NO_PRUNING_MIN_FILES && r >= t) {
-                let fix = if file.partition_keys.is_empty() {
+                let mut fix = if file.partition_keys.is_empty() {
                     "split the files by the column you filter on (COPY ... (PARTITION_BY (col)))".to_string()
                 } else {
                     format!(
                         "the data is partitioned by {}: filter on that key, or partition by the column you filter on \
-                         (COPY ... (PARTITION_BY (col))); compare a column itself with a constant so the filter can be pushed down",
+                         (COPY ... (PARTITION_BY (col)))",
                         file.partition_keys.join(", ")
                     )
                 };
+                if above.is_some() {
+                    fix.push_str("; DuckDB could not push this filter into the scan: compare a column itself with a constant");
+                }
                 return Some(
                     Hint::new(
                         "no-pruning",
@@ -111,7 +114,13 @@ mod tests {
         let found = hints(&plan);
         assert_eq!(found.len(), 1, "{plan:#?}");
         assert_eq!(found[0].id, "no-pruning");
-        assert_eq!((found[0].evidence["files_read"].as_u64(), found[0].evidence["files_total"].as_u64()), (Some(10), Some(10)));
+        assert_eq!(
+            (
+                found[0].evidence["files_read"].as_u64(),
+                found[0].evidence["files_total"].as_u64()
+            ),
+            (Some(10), Some(10))
+        );
         assert_eq!(found[0].evidence["partition_keys"], serde_json::json!(["day"]));
         assert!(found[0].text.contains("partitioned by day"), "{}", found[0].text);
         let (plan, _) = data.plan("SELECT sum(amount) FROM '{dir}/events/**/*.parquet' WHERE day = 3");

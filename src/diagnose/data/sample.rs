@@ -8,7 +8,11 @@ use super::super::thresholds::{SAMPLE_MIN_ROWS, SAMPLE_SMALL_RESULT};
 /// The hint, when the query scans much for a small result and samples nothing yet.
 pub fn hints(plan: &PlanNode, result_rows: u64) -> Vec<Hint> {
     let nodes = plan.walk();
-    let scanned: u64 = nodes.iter().filter(|(n, _)| n.rows_scanned.is_some()).map(|(n, _)| n.rows_read()).sum();
+    let scanned: u64 = nodes
+        .iter()
+        .filter(|(n, _)| n.rows_scanned.is_some())
+        .map(|(n, _)| n.rows_read())
+        .sum();
     let sampled = nodes.iter().any(|(n, _)| n.name.contains("SAMPLE"));
     if sampled || scanned < SAMPLE_MIN_ROWS || result_rows > SAMPLE_SMALL_RESULT {
         return Vec::new();
@@ -51,7 +55,8 @@ mod tests {
         assert_eq!(found[0].evidence["result_rows"], 100);
         let (plan, rows) = data.plan("SELECT user_id, sum(amount) FROM '{dir}/sample.parquet' GROUP BY 1");
         assert!(hints(&plan, rows).is_empty());
-        let (plan, rows) = data.plan("SELECT user_id, sum(amount) FROM '{dir}/events.parquet' TABLESAMPLE 5% GROUP BY 1");
+        let (plan, rows) =
+            data.plan("SELECT user_id, sum(amount) FROM '{dir}/events.parquet' TABLESAMPLE 5% GROUP BY 1");
         assert!(hints(&plan, rows).is_empty(), "a query that samples already");
     }
 }

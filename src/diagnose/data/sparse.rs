@@ -9,7 +9,9 @@ use super::super::thresholds::{SPARSE_MIN_ROWS, SPARSE_SHARE};
 pub fn hints(plan: &PlanNode) -> Vec<Hint> {
     let mut found = Vec::new();
     for (scan, _) in plan.walk() {
-        let (Some(file), Some(source)) = (scan.file.as_ref(), scan.source()) else { continue };
+        let (Some(file), Some(source)) = (scan.file.as_ref(), scan.source()) else {
+            continue;
+        };
         for column in &file.read {
             if column.sampled < SPARSE_MIN_ROWS || file.partition_keys.contains(&column.name) {
                 continue;

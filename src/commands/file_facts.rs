@@ -13,6 +13,8 @@ use crate::diagnose::thresholds::COLUMN_SAMPLE_ROWS;
 
 /// More files than this are not listed one by one.
 const MAX_FILES: usize = 100_000;
+/// Parquet footers are read for at most this many files (each is a read of its own).
+const MAX_FOOTER_FILES: usize = 1000;
 /// The temporary table the first rows of a scan's files are read into.
 const SAMPLE_TABLE: &str = "looptop_file_sample";
 /// Sampled expressions per column (see `sample_exprs`).
@@ -108,7 +110,7 @@ fn facts(
         ..FileFacts::default()
     };
     conn.execute_batch(&format!("DROP TABLE {SAMPLE_TABLE}"))?;
-    if format == FileFormat::Parquet {
+    if format == FileFormat::Parquet && files.len() <= MAX_FOOTER_FILES {
         parquet_footers(conn, &lit, &mut facts)?;
     }
     Ok(Some(facts))

@@ -46,6 +46,8 @@ fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// What `source` holds, of which the query reads `wanted` (to which the columns `filters` name
+/// are added); `None` when it matches no file.
 fn facts(
     conn: &Connection,
     format: FileFormat,

@@ -2,7 +2,7 @@
 //! database with profiling on, in a process of its own (so that stopping, timeouts and sampling
 //! work as for any job), prints the first rows and the row count, and ends with one
 //! `looptop-query: {...}` line: the summary the loop reads back from the output (rows, time,
-//! the slowest operators, scans of row-oriented text formats).
+//! bytes read, the slowest operators, and the plan tree with what the scanned files hold).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use duckdb::Connection;
 
 use super::Failure;
 use crate::cli::ExecQueryArgs;
+use crate::diagnose::metrics::MAX_LINE_BYTES;
 use crate::diagnose::query::{QueryProfile, SUMMARY_PREFIX};
 use crate::store::table::{Cell, Format, Table};
 
@@ -34,50 +35,30 @@ pub fn exec_query(args: &ExecQueryArgs) -> Result<u8, Failure> {
         None => Connection::open_in_memory(),
     }
     .map_err(|e| Failure::runtime(format!("cannot open {}: {e}", describe(args.database.as_deref()))))?;
-    let profile_path = std::env::temp_dir().join(format!("looptop-profile-{}.json", std::process::id()));
-    let quoted = profile_path.display().to_string().replace('\'', "''");
     let failed = |e: duckdb::Error| Failure::runtime(format!("{}: {e}", args.sql.display()));
     for statement in before {
         conn.execute_batch(statement).map_err(failed)?;
     }
-    conn.execute_batch(&format!(
-        "PRAGMA enable_profiling = 'json'; PRAGMA profiling_output = '{quoted}';"
-    ))
-    .map_err(failed)?;
-    // DuckDB writes the profile of statements run to completion, not of one streamed through a
-    // prepared statement: the result is made into a temporary table, then read back.
-    let started = Instant::now();
-    let materialized = conn
-        .execute_batch(&format!("CREATE TEMP TABLE {RESULT_TABLE} AS {last}"))
-        .is_ok();
-    if !materialized {
-        // Not a query (COPY, CREATE ...): run it as it is.
-        conn.execute_batch(last).map_err(failed)?;
-    }
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    conn.execute_batch("PRAGMA disable_profiling").map_err(failed)?;
+    let (profile, materialized) = profiled(&conn, last, &std::env::temp_dir()).map_err(failed)?;
     let select = if materialized {
-        format!("SELECT * FROM {RESULT_TABLE}")
+        format!("SELECT * FROM {RESULT_TABLE} LIMIT {SHOWN_ROWS}")
     } else {
         "SELECT 0 WHERE false".to_string()
     };
     let mut stmt = conn.prepare(&select).map_err(failed)?;
     let mut rows = stmt.query([]).map_err(failed)?;
     let mut shown = Vec::new();
-    let mut count: u64 = 0;
     let mut width = 0;
     while let Some(row) = rows.next().map_err(failed)? {
-        count += 1;
-        if shown.len() < SHOWN_ROWS {
-            width = row.as_ref().column_count();
-            let cells: Result<Vec<Cell>, _> = (0..width).map(|i| row.get::<_, Value>(i).map(Cell::from)).collect();
-            shown.push(cells.map_err(failed)?);
-        }
+        width = row.as_ref().column_count();
+        let cells: Result<Vec<Cell>, _> = (0..width).map(|i| row.get::<_, Value>(i).map(Cell::from)).collect();
+        shown.push(cells.map_err(failed)?);
     }
     drop(rows);
     let columns = stmt.column_names();
     drop(stmt);
     drop(conn);
+    let count = profile.rows;
     let mut out = std::io::stdout().lock();
     // A closed pipe (the job stopped) is not worth a panic.
     if materialized && (width > 0 || !columns.is_empty()) {
@@ -87,14 +68,57 @@ pub fn exec_query(args: &ExecQueryArgs) -> Result<u8, Failure> {
     if count > SHOWN_ROWS as u64 {
         let _ = writeln!(out, "... {} more rows", count - SHOWN_ROWS as u64);
     }
-    let _ = writeln!(out, "{count} rows in {elapsed_ms:.1} ms");
-    let profile_text = std::fs::read_to_string(&profile_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&profile_path);
-    let profile = QueryProfile::from_duckdb_json(&profile_text, count, elapsed_ms);
-    if let Ok(json) = serde_json::to_string(&profile) {
+    let _ = writeln!(out, "{count} rows in {:.1} ms", profile.elapsed_ms);
+    // The loop reads lines of at most MAX_LINE_BYTES.
+    if let Some(json) = profile.summary_json(MAX_LINE_BYTES - SUMMARY_PREFIX.len()) {
         let _ = writeln!(out, "{SUMMARY_PREFIX}{json}");
     }
     Ok(0)
+}
+
+/// Runs `query` (the job's last statement) on `conn` under DuckDB's profiler, keeping a query's
+/// result in `RESULT_TABLE`; then, outside the timed part, learns what the files it scanned
+/// hold. Returns the profile and whether the statement was a query (not COPY, CREATE ...).
+/// `scratch` is a folder for the profiler's file.
+pub fn profiled(conn: &Connection, query: &str, scratch: &Path) -> Result<(QueryProfile, bool), duckdb::Error> {
+    let profile_path = scratch.join(format!("looptop-profile-{}.json", std::process::id()));
+    let quoted = profile_path.display().to_string().replace('\'', "''");
+    conn.execute_batch(&format!(
+        "DROP TABLE IF EXISTS temp.{RESULT_TABLE}; PRAGMA enable_profiling = 'json'; PRAGMA profiling_output = '{quoted}';"
+    ))?;
+    // DuckDB writes the profile of statements run to completion, not of one streamed through a
+    // prepared statement: the result is made into a temporary table, then read back.
+    let started = Instant::now();
+    let materialized = conn
+        .execute_batch(&format!("CREATE TEMP TABLE {RESULT_TABLE} AS {query}"))
+        .is_ok();
+    if !materialized {
+        // Not a query (COPY, CREATE ...): run it as it is.
+        let ran = conn.execute_batch(query);
+        if ran.is_err() {
+            let _ = conn.execute_batch("PRAGMA disable_profiling");
+        }
+        ran?;
+    }
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    conn.execute_batch("PRAGMA disable_profiling")?;
+    let count: i64 = if materialized {
+        conn.query_row(&format!("SELECT count(*) FROM {RESULT_TABLE}"), [], |r| r.get(0))?
+    } else {
+        0
+    };
+    let profile_text = std::fs::read_to_string(&profile_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&profile_path);
+    let mut profile = QueryProfile::from_duckdb_json(&profile_text, count.max(0) as u64, elapsed_ms);
+    if let Some(plan) = profile.plan.as_mut() {
+        let gathering = Instant::now();
+        super::file_facts::gather(conn, plan);
+        log::debug!(
+            "facts about the scanned files in {:.1} ms",
+            gathering.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    Ok((profile, materialized))
 }
 
 fn describe(database: Option<&Path>) -> String {

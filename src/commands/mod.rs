@@ -3,6 +3,7 @@
 
 pub mod doctor;
 pub mod exec_query;
+pub mod file_facts;
 pub mod history;
 pub mod init;
 pub mod run;

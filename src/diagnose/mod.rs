@@ -1,12 +1,16 @@
 //! Diagnosis: pure functions that say why a loop is slow. `verdict` classifies one run from its
 //! samples (GPU-bound, input-bound, GPU unused, contended, CPU- or I/O-bound, waiting) with the evidence,
 //! `hints` turns the evidence into at most three actionable lines, `stall` spots a starved GPU
-//! live, and `regression` compares a run's duration with the job's recent runs. Every threshold
+//! live, and `regression` compares a run's duration with the job's recent runs. For query jobs,
+//! `query` reads DuckDB's profile into `plan`'s operator tree, and `data` reads the data hints
+//! (join fan-out, columnar, pruning, types, sparse columns, sampling) off it. Every threshold
 //! lives in `thresholds`.
 
+pub mod data;
 pub mod gpus;
 pub mod hints;
 pub mod metrics;
+pub mod plan;
 pub mod query;
 pub mod regression;
 pub mod stall;

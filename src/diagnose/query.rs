@@ -1,12 +1,13 @@
 //! Query loops: what `looptop exec-query` learns from DuckDB's profile of a query job (rows,
-//! time, the slowest operators, scans of row-oriented text formats), and the hints it backs: a
-//! CSV or JSON scan that a columnar format would cut, and a result whose row count jumps far
-//! between runs (a join that fans out on duplicate keys).
+//! time, bytes read, the slowest operators and the whole plan tree with the facts about the
+//! files it scanned), and the hints it backs: the data hints of [`super::data`], read off the
+//! plan, and a result whose row count jumps far between runs.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::hints::Hint;
+use super::plan::PlanNode;
 
 /// The line prefix `exec-query` prints its summary after.
 pub const SUMMARY_PREFIX: &str = "looptop-query: ";
@@ -24,19 +25,6 @@ pub struct Operator {
     pub ms: f64,
     /// Rows it produced.
     pub rows: u64,
-}
-
-/// A scan of a row-oriented text file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TextScan {
-    /// `csv` or `json`.
-    pub format: String,
-    /// The file(s) read, as DuckDB names them.
-    pub source: Option<String>,
-    /// Rows read.
-    pub rows: u64,
-    /// Time spent scanning.
-    pub ms: f64,
 }
 
 /// A query run in `run_finished`: its profile and the hints it backs.
@@ -58,43 +46,28 @@ pub struct QueryProfile {
     pub elapsed_ms: f64,
     /// The slowest operators, at most `TOP_OPERATORS`.
     pub operators: Vec<Operator>,
-    /// Scans of CSV or JSON files.
-    pub text_scans: Vec<TextScan>,
+    /// Bytes the query read from storage (DuckDB's `io.total_bytes_read`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_read: Option<u64>,
+    /// The plan: every operator with its inputs, `extra_info` and scan counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanNode>,
 }
 
 impl QueryProfile {
     /// Reads DuckDB's JSON profile (`PRAGMA enable_profiling = 'json'`); an unreadable profile
     /// gives just the rows and time.
     pub fn from_duckdb_json(text: &str, rows: u64, elapsed_ms: f64) -> Self {
-        let mut all = Vec::new();
-        if let Ok(root) = serde_json::from_str::<Value>(text) {
-            collect(&root, &mut all);
-        }
-        let text_scans = all
+        let root = serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+        let plan = PlanNode::from_duckdb_json(&root);
+        let mut operators: Vec<Operator> = plan
             .iter()
-            .filter_map(|(op, detail, source)| {
-                let haystack = format!("{} {detail}", op.name).to_ascii_lowercase();
-                // `FROM 'x.csv'` and read_csv(...) both run DuckDB's READ_CSV table function.
-                let format = if haystack.contains("read_csv") {
-                    "csv"
-                } else if haystack.contains("read_json") {
-                    "json"
-                } else {
-                    return None;
-                };
-                Some(TextScan {
-                    format: format.to_string(),
-                    source: source.clone(),
-                    rows: op.rows,
-                    ms: op.ms,
-                })
+            .flat_map(PlanNode::walk)
+            .map(|(node, _)| Operator {
+                name: node.name.clone(),
+                ms: node.ms,
+                rows: node.rows,
             })
-            .collect();
-        // The plan's plumbing (and exec-query's own wrapper) is not the query's work.
-        let mut operators: Vec<Operator> = all
-            .into_iter()
-            .map(|(op, _, _)| op)
-            .filter(|op| op.name != "RESULT_COLLECTOR" && !op.name.ends_with("CREATE_TABLE_AS"))
             .collect();
         operators.sort_by(|a, b| b.ms.total_cmp(&a.ms));
         operators.truncate(TOP_OPERATORS);
@@ -102,8 +75,25 @@ impl QueryProfile {
             rows,
             elapsed_ms,
             operators,
-            text_scans,
+            bytes_read: root.pointer("/io/total_bytes_read").and_then(Value::as_u64),
+            plan,
         }
+    }
+
+    /// The summary line's JSON, at most `max_bytes` long: a plan too large keeps only the
+    /// `extra_info` the hints read, and one still too large is left out.
+    pub fn summary_json(&self, max_bytes: usize) -> Option<String> {
+        let mut profile = self.clone();
+        let mut json = serde_json::to_string(&profile).ok()?;
+        if json.len() > max_bytes {
+            profile.plan.iter_mut().for_each(PlanNode::compact);
+            json = serde_json::to_string(&profile).ok()?;
+        }
+        if json.len() > max_bytes {
+            profile.plan = None;
+            json = serde_json::to_string(&profile).ok()?;
+        }
+        Some(json)
     }
 
     /// The summary `exec-query` printed on `line`, if it is that line.
@@ -113,33 +103,25 @@ impl QueryProfile {
 
     /// Hints backed by this profile; `previous_rows` is the job's last result size.
     pub fn hints(&self, previous_rows: Option<u64>) -> Vec<Hint> {
-        let mut hints = Vec::new();
-        // Operator times add up the time of every thread, so they are compared with each other,
-        // not with the wall time.
-        let operators_ms: f64 = self.operators.iter().map(|o| o.ms).sum();
-        for scan in &self.text_scans {
-            let share = scan.ms / operators_ms.max(scan.ms).max(f64::MIN_POSITIVE) * 100.0;
-            hints.push(Hint::new(
-                "columnar",
-                format!(
-                    "the query scans {} rows of {}{} ({share:.0} % of the operators' time): a columnar copy \
-                     (COPY ... TO 'x.parquet') would read only the columns it needs",
-                    scan.rows,
-                    scan.format.to_uppercase(),
-                    scan.source.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
-                ),
-            ));
-        }
+        let mut hints = self
+            .plan
+            .as_ref()
+            .map(|plan| super::data::hints(plan, self.rows))
+            .unwrap_or_default();
         if let Some(before) = previous_rows {
             let (low, high) = (before.min(self.rows) as f64, before.max(self.rows) as f64);
             if high >= ROW_JUMP_FACTOR * low.max(1.0) && high >= ROW_JUMP_FACTOR {
-                hints.push(Hint::new(
-                    "row-jump",
-                    format!(
-                        "the result went from {before} to {} rows: a join that fans out (duplicate keys?) or a lost filter",
-                        self.rows
-                    ),
-                ));
+                hints.push(
+                    Hint::new(
+                        "row-jump",
+                        format!(
+                            "the result went from {before} to {} rows: a join that fans out (duplicate keys?) or a lost filter",
+                            self.rows
+                        ),
+                    )
+                    .with("rows", self.rows)
+                    .with("previous_rows", before),
+                );
             }
         }
         hints
@@ -202,39 +184,6 @@ impl ProtocolFilter {
     }
 }
 
-/// Every operator under `node`, with its extra information as text and the files it read.
-fn collect(node: &Value, out: &mut Vec<(Operator, String, Option<String>)>) {
-    let name = ["operator_name", "operator_type", "type", "name"]
-        .iter()
-        .find_map(|k| node.get(*k)?.as_str())
-        .map(|s| s.trim().to_string());
-    if let Some(mut name) = name.filter(|n| !n.is_empty()) {
-        let number = |keys: &[&str]| keys.iter().find_map(|k| node.get(*k)?.as_f64());
-        let extra = node.get("extra_info");
-        let detail = extra.map(Value::to_string).unwrap_or_default();
-        let text = |key: &str| extra.and_then(|e| e.get(key)?.as_str()).map(str::to_string);
-        if let Some(function) = text("Function") {
-            name = format!("{name} {function}");
-        }
-        let source = text("Filename(s)");
-        out.push((
-            Operator {
-                name,
-                ms: number(&["operator_timing", "timing"]).unwrap_or(0.0) * 1000.0,
-                rows: number(&["operator_cardinality", "intermediate_rows", "cardinality"]).unwrap_or(0.0) as u64,
-            },
-            detail,
-            source,
-        ));
-    }
-    // DuckDB 2 puts the plan under "operator", older versions under "children".
-    for key in ["operator", "children"] {
-        for child in node.get(key).and_then(Value::as_array).into_iter().flatten() {
-            collect(child, out);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,21 +198,24 @@ mod tests {
              "extra_info":{"Table":"users"},"children":[]}]}]}],"query":{"total_time":0.05}}"#;
 
     #[test]
-    fn operators_and_text_scans_come_out_of_the_profile() {
+    fn operators_the_plan_and_bytes_read_come_out_of_the_profile() {
         let profile = QueryProfile::from_duckdb_json(PROFILE, 5000, 55.0);
-        assert_eq!(profile.operators[0].name, "TABLE_SCAN READ_CSV_AUTO");
+        assert_eq!(
+            profile.operators[0].name, "READ_CSV_AUTO",
+            "an old TABLE_SCAN is named by its function"
+        );
         assert_eq!(profile.operators.len(), 3, "without the result collector");
         assert_eq!(profile.operators[0].rows, 100_000);
         assert!((profile.operators[0].ms - 30.0).abs() < 1e-9);
-        assert_eq!(profile.text_scans.len(), 1);
-        assert_eq!(profile.text_scans[0].format, "csv");
-        let hints = profile.hints(None);
+        assert_eq!(profile.bytes_read, Some(4_631_791));
+        let plan = profile.plan.as_ref().expect("a plan");
+        assert_eq!(plan.name, "HASH_JOIN", "the result collector is not the query's");
+        assert_eq!(plan.children.len(), 2);
+        assert_eq!(plan.children[0].source().as_deref(), Some("events.csv"));
         assert!(
-            hints[0].id == "columnar"
-                && hints[0]
-                    .text
-                    .contains("100000 rows of CSV events.csv (59 % of the operators' time)"),
-            "{hints:?}"
+            profile.hints(None).is_empty(),
+            "no file facts, no size: {:?}",
+            profile.hints(None)
         );
     }
 
@@ -274,7 +226,29 @@ mod tests {
         assert_eq!(QueryProfile::from_summary_line(&line), Some(profile));
         assert_eq!(QueryProfile::from_summary_line("looptop-query: {oops"), None);
         assert_eq!(QueryProfile::from_summary_line("5000 rows in 55 ms"), None);
-        assert_eq!(QueryProfile::from_duckdb_json("not json", 3, 1.0).operators, Vec::new());
+        let garbage = QueryProfile::from_duckdb_json("not json", 3, 1.0);
+        assert_eq!((garbage.operators, garbage.plan), (Vec::new(), None));
+    }
+
+    #[test]
+    fn a_summary_too_long_for_a_line_loses_detail_then_its_plan() {
+        let profile = QueryProfile::from_duckdb_json(PROFILE, 5000, 55.0);
+        let full = profile.summary_json(usize::MAX).expect("json");
+        assert_eq!(
+            QueryProfile::from_summary_line(&format!("{SUMMARY_PREFIX}{full}")),
+            Some(profile.clone())
+        );
+        let mut wide = profile.clone();
+        if let Some(plan) = wide.plan.as_mut() {
+            plan.info.insert("Estimated Cardinality".into(), "x".repeat(500).into());
+        }
+        let compact = wide.summary_json(full.len() + 10).expect("json");
+        assert!(
+            compact.len() <= full.len() + 10 && compact.contains("HASH_JOIN"),
+            "{compact}"
+        );
+        let bare = wide.summary_json(200).expect("json");
+        assert!(!bare.contains("\"plan\"") && bare.contains("\"rows\":5000"), "{bare}");
     }
 
     #[test]

@@ -79,3 +79,39 @@ pub const MIN_BASELINE_RUNS: usize = 5;
 pub const NOISE_MADS: f64 = 3.0;
 /// ... and this share of the baseline's median, to be flagged.
 pub const MIN_CHANGE_SHARE: f64 = 0.10;
+
+/// Query jobs: a join whose output has at least this many times the rows of its larger input
+/// fans out on duplicate keys (`join-fan-out`) ...
+pub const JOIN_FAN_OUT_FACTOR: f64 = 1.5;
+/// ... when it emits at least this many rows.
+pub const JOIN_FAN_OUT_MIN_ROWS: u64 = 1000;
+
+/// A CSV or JSON scan taking at least this share of the query's operator time (`columnar`) ...
+pub const COLUMNAR_MIN_SHARE: f64 = 0.2;
+/// ... over files of at least this many bytes.
+pub const COLUMNAR_MIN_BYTES: u64 = 1_000_000;
+
+/// A filtered scan that read every one of at least this many files (`no-pruning`) ...
+pub const NO_PRUNING_MIN_FILES: u64 = 4;
+/// ... or every one of at least this many Parquet row groups ...
+pub const NO_PRUNING_MIN_ROW_GROUPS: u64 = 4;
+/// ... while its filter kept at most this share of the rows, could have skipped most of them.
+pub const NO_PRUNING_KEPT_SHARE: f64 = 0.25;
+
+/// Columns whose narrower type would save at least this many bytes (in memory, uncompressed,
+/// over all the rows read) get `narrow-types`.
+pub const NARROW_TYPES_MIN_BYTES: u64 = 1_000_000;
+/// A VARCHAR with at most this many distinct values is a category (an ENUM of one byte).
+pub const NARROW_CATEGORIES_MAX: u64 = 256;
+/// `exec-query` samples this many of a file's first rows to learn its columns' values.
+pub const COLUMN_SAMPLE_ROWS: u64 = 20_000;
+
+/// A column read whose sampled values are at least this share NULL or zero is `sparse` ...
+pub const SPARSE_SHARE: f64 = 0.9;
+/// ... when at least this many rows were sampled.
+pub const SPARSE_MIN_ROWS: u64 = 1000;
+
+/// A query that scans at least this many rows each run (`sample`) ...
+pub const SAMPLE_MIN_ROWS: u64 = 1_000_000;
+/// ... to return at most this many.
+pub const SAMPLE_SMALL_RESULT: u64 = 1000;

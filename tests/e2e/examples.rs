@@ -20,8 +20,9 @@ fn the_quickstart_jobs_pass() {
     );
 }
 
-/// The ML example: tests, training with metrics, and the same query over CSV and Parquet, where
-/// only the CSV one gets the columnar-copy hint. Needs numpy and pytest (`.ci/run` installs them).
+/// The ML example: tests, training with metrics, and pairs of queries over the data its
+/// `prepare` job makes: each data hint fires on the first of a pair and is gone from its fixed
+/// twin. Needs numpy and pytest (`.ci/run` installs them).
 #[test]
 fn the_ml_project_jobs_pass_and_say_what_they_see() {
     let project = Project::new();
@@ -45,14 +46,34 @@ fn the_ml_project_jobs_pass_and_say_what_they_see() {
     assert!(metric(&train, "it_per_s").is_some(), "{train}");
     let prepare = finished("prepare");
     assert_eq!(prepare["query"]["rows"], 1, "{prepare}");
-    assert!(project.path().join("queries/events.parquet").is_file());
-    let hints = |run: &serde_json::Value| run["query"]["hints"].to_string();
-    let csv = finished("top-users-csv");
-    assert_eq!(csv["query"]["rows"], 10, "{csv}");
-    assert!(hints(&csv).contains("rows of CSV"), "{csv}");
-    let parquet = finished("top-users-parquet");
-    assert_eq!(parquet["query"]["rows"], 10, "{parquet}");
-    assert!(!hints(&parquet).contains("columnar copy"), "{parquet}");
+    assert!(project.path().join("data/events.parquet").is_file());
+    let ids = |run: &serde_json::Value| -> Vec<String> {
+        run["query"]["hints"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|h| h["id"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    for (job, twin, hint) in [
+        ("top-users-csv", "top-users-parquet", "columnar"),
+        ("user-range", "user-range-sorted", "no-pruning"),
+        ("toys-by-day", "toys-by-category", "no-pruning"),
+        ("spend-by-country", "spend-by-country-dedup", "join-fan-out"),
+        ("features-wide", "features-narrow", "narrow-types"),
+        ("coupon-rate", "coupon-rate-apart", "sparse"),
+        ("views-per-weekday", "views-per-weekday-sampled", "sample"),
+    ] {
+        let (shown, fixed) = (finished(job), finished(twin));
+        assert!(
+            ids(&shown).iter().any(|id| id == hint),
+            "{job} gets {hint}: {:#}",
+            shown["query"]
+        );
+        assert!(
+            ids(&fixed).is_empty(),
+            "{twin} is the fixed twin of {job}: no hint at all: {:#}",
+            fixed["query"]
+        );
+    }
 }
 
 /// The binary of a Cargo example, built next to this test by `cargo test`.

@@ -403,17 +403,15 @@ pub fn copy_tree(from: &Path, to: &Path) {
         let kind = entry.file_type().expect("type");
         let name = entry.file_name();
         // Leave out what running the example leaves behind.
-        if [
-            ".looptop",
-            "__pycache__",
-            ".pytest_cache",
-            "checkpoints",
-            "events.csv",
-            "events.parquet",
-        ]
-        .iter()
-        .any(|skip| name == *skip)
+        if [".looptop", "__pycache__", ".pytest_cache", "checkpoints"]
+            .iter()
+            .any(|skip| name == *skip)
         {
+            continue;
+        }
+        if name == "data" && kind.is_dir() {
+            // The data a `prepare` job makes: the folder is the example's, its files are not.
+            std::fs::create_dir_all(to.join(&name)).expect("mkdir data");
             continue;
         }
         if kind.is_dir() {

@@ -81,7 +81,7 @@ pub fn query_project(n: u32) -> Project {
 }
 
 #[test]
-fn a_query_job_is_profiled_and_a_csv_scan_is_named() {
+fn a_query_job_keeps_its_plan_with_the_files_it_read() {
     let project = query_project(5000);
     let done = project.run(&["run", "--once", "--json", "--trust"]);
     assert!(done.status.success(), "{}", done.stderr);
@@ -90,18 +90,23 @@ fn a_query_job_is_profiled_and_a_csv_scan_is_named() {
     assert_eq!(run["kind"], "query", "{run:#}");
     let query = &run["query"];
     assert_eq!(query["rows"], 100, "{query:#}");
-    assert_eq!(query["text_scans"][0]["format"], "csv", "{query:#}");
-    assert_eq!(query["text_scans"][0]["rows"], 5000);
+    assert!(query["bytes_read"].as_u64().is_some_and(|b| b > 0), "{query:#}");
     assert!(
         query["operators"][0]["name"].as_str().is_some_and(|n| !n.is_empty()),
         "{query:#}"
     );
+    // The plan: the aggregate over a projection of the scan, which carries what the file holds.
+    let plan = &query["plan"];
+    assert_eq!(plan["name"], "HASH_GROUP_BY", "{plan:#}");
+    let scan = &plan["children"][0]["children"][0];
+    assert_eq!(scan["rows"], 5000, "{plan:#}");
+    assert_eq!(scan["file"]["format"], "csv", "{scan:#}");
+    assert_eq!(scan["file"]["columns"], 2);
+    assert_eq!(scan["file"]["source"], "data/events.csv");
+    assert_eq!(scan["file"]["read"][0]["sampled"], 5000);
     assert!(
-        query["hints"][0]["id"] == "columnar"
-            && query["hints"][0]["text"]
-                .as_str()
-                .is_some_and(|h| h.contains("columnar")),
-        "{query:#}"
+        query["hints"].as_array().is_some_and(Vec::is_empty),
+        "a 50 kB CSV is not worth a Parquet copy: {query:#}"
     );
     let rows = json_rows(
         &project
@@ -109,9 +114,35 @@ fn a_query_job_is_profiled_and_a_csv_scan_is_named() {
             .stdout,
     );
     assert_eq!(rows[0]["query_rows"], 100, "{rows:?}");
-    assert!(rows[0]["query_profile"]
-        .as_str()
-        .is_some_and(|p| p.contains("text_scans")));
+    let kept: serde_json::Value =
+        serde_json::from_str(rows[0]["query_profile"].as_str().unwrap_or("null")).expect("JSON text");
+    assert_eq!(&kept["plan"], plan, "the history keeps the whole plan");
+}
+
+#[test]
+fn a_join_that_fans_out_is_named_on_the_first_run_under_a_group_by() {
+    let project = query_project(1000);
+    project.write(
+        "queries/totals.sql",
+        "SELECT e.user_id, count(*) AS n FROM 'data/events.csv' e JOIN 'data/events.csv' f ON e.user_id = f.user_id GROUP BY 1;\n",
+    );
+    let done = project.run(&["run", "--once", "--json", "--trust"]);
+    assert!(done.status.success(), "{}", done.stderr);
+    let events = json_rows(&done.stdout);
+    let query = &run_finished(&events)["query"];
+    assert_eq!(query["rows"], 100, "{query:#}");
+    let hint = query["hints"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h["id"] == "join-fan-out"))
+        .unwrap_or_else(|| panic!("no join-fan-out: {query:#}"));
+    assert_eq!(hint["keys"], serde_json::json!(["user_id"]), "{hint:#}");
+    assert_eq!(
+        (hint["left_rows"].as_u64(), hint["right_rows"].as_u64()),
+        (Some(1000), Some(1000))
+    );
+    assert_eq!(hint["rows"], 10_000);
+    let ids = json_rows(&project.run(&["query", "SELECT hint_ids FROM runs", "--json"]).stdout);
+    assert!(ids[0]["hint_ids"].to_string().contains("join-fan-out"), "{ids:?}");
 }
 
 #[test]

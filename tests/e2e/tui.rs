@@ -66,6 +66,11 @@ fn the_tui_runs_reruns_helps_and_quits_cleanly() {
 #[test]
 fn a_query_job_is_described_alike_in_every_front_end_without_its_protocol_line() {
     let project = query_project(5000);
+    // Per-user totals over a join that fans out: 100 rows, and a hint.
+    project.write(
+        "queries/totals.sql",
+        "SELECT e.user_id, sum(f.amount) AS total FROM 'data/events.csv' e JOIN 'data/events.csv' f USING (user_id) GROUP BY 1;\n",
+    );
     // Headless, human: the description under the run's line, the protocol line nowhere.
     let human = project.run(&["run", "--once", "--trust"]);
     assert!(human.status.success(), "{}", human.stderr);
@@ -82,7 +87,9 @@ fn a_query_job_is_described_alike_in_every_front_end_without_its_protocol_line()
         .unwrap_or_else(|| panic!("no query line: {}", human.stderr));
     assert!(query_line.starts_with("100 rows in"), "{query_line}");
     assert!(
-        human.stderr.contains("[looptop]   → the query scans 5000 rows of CSV"),
+        human
+            .stderr
+            .contains("[looptop]   → the join on user_id emits 250000 rows"),
         "{}",
         human.stderr
     );
@@ -107,7 +114,7 @@ fn a_query_job_is_described_alike_in_every_front_end_without_its_protocol_line()
     assert!(log.contains("100 rows in") && !log.contains("looptop-query:"), "{log}");
     // The TUI: the query line and its hint in the verdict pane, no protocol line in the output.
     let tmux = Tmux::looptop(&project);
-    let screen = tmux.wait_for("→ the query scans");
+    let screen = tmux.wait_for("→ the join on user_id");
     assert!(screen.contains("query: 100 rows in"), "{screen}");
     let screen = tmux.wait_for("100 rows in");
     assert!(!screen.contains("looptop-query"), "{screen}");

@@ -1,9 +1,11 @@
 //! Diagnosis: pure functions that say why a loop is slow. `verdict` classifies one run from its
 //! samples (GPU-bound, input-bound, GPU unused, contended, CPU- or I/O-bound, waiting) with the evidence,
+//! `consumer` finds a main thread waiting on a busy loader thread or worker process,
 //! `hints` turns the evidence into at most three actionable lines, `stall` spots a starved GPU
 //! live, and `regression` compares a run's duration with the job's recent runs. Every threshold
 //! lives in `thresholds`.
 
+pub mod consumer;
 pub mod hints;
 pub mod metrics;
 pub mod query;
@@ -15,7 +17,7 @@ pub mod verdict;
 use crate::sample::Sample;
 
 /// What the diagnosis keeps of one sample.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Point {
     /// Milliseconds since the run started.
     pub t_ms: f64,
@@ -40,6 +42,39 @@ pub struct Point {
     pub gpu_util_pct: Option<u32>,
     /// GPU memory held by the run, in % of the memory of the GPUs it is on.
     pub gpu_mem_pct: Option<f32>,
+    /// The job's consuming thread (the main thread of its main process); `None` when its
+    /// threads were not read.
+    pub consumer: Option<Consumer>,
+    /// The job's busiest other thread (by the core it wanted), of the main process or of another
+    /// process of the tree; `None` without a consumer.
+    pub producer: Option<Producer>,
+}
+
+/// The job's consuming thread in one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Consumer {
+    /// CPU in % of one core.
+    pub cpu_pct: f32,
+    /// Share of the interval it neither ran nor waited for a CPU (waited for its input, a lock,
+    /// I/O), 0-100.
+    pub idle_pct: f32,
+}
+
+/// A thread that may feed the consumer, in one sample.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Producer {
+    /// Its process.
+    pub pid: u32,
+    /// The thread.
+    pub tid: u32,
+    /// The thread's name (`loader`; a worker process's main thread has the process's name).
+    pub name: String,
+    /// CPU in % of one core.
+    pub cpu_pct: f32,
+    /// CPU plus the time it waited for a CPU, in % of one core: how much of a core it wanted.
+    pub demand_pct: f32,
+    /// Whether it belongs to another process than the consumer's (a worker process).
+    pub worker: bool,
 }
 
 impl Point {
@@ -60,6 +95,25 @@ impl Point {
             }
             _ => None,
         };
+        let main = sample.tree.main_process();
+        let consumer = main.and_then(|m| m.threads.iter().find(|t| t.tid == m.pid));
+        let producer = consumer.and_then(|consumer| {
+            sample
+                .tree
+                .top
+                .iter()
+                .flat_map(|p| p.threads.iter().map(move |t| (p.pid, t)))
+                .filter(|(_, t)| t.tid != consumer.tid)
+                .max_by(|(_, a), (_, b)| a.demand_pct().total_cmp(&b.demand_pct()).then(a.cpu_pct.total_cmp(&b.cpu_pct)))
+                .map(|(pid, t)| Producer {
+                    pid,
+                    tid: t.tid,
+                    name: t.name.clone(),
+                    cpu_pct: t.cpu_pct,
+                    demand_pct: t.demand_pct(),
+                    worker: Some(pid) != sample.tree.main_pid,
+                })
+        });
         Self {
             t_ms: sample.t_ms,
             tree_cpu_pct: sample.tree.cpu_pct,
@@ -72,6 +126,11 @@ impl Point {
             on_gpu,
             gpu_util_pct: mine.iter().filter_map(|g| g.util_pct).max(),
             gpu_mem_pct,
+            consumer: consumer.map(|t| Consumer {
+                cpu_pct: t.cpu_pct,
+                idle_pct: t.idle_pct(),
+            }),
+            producer,
         }
     }
 

@@ -16,6 +16,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
+    // Version 7 is the Python profile's (`frames`); this file is numbered as it will be merged.
+    include_str!("schema_v8.sql"),
 ];
 
 /// The schema version this looptop writes.

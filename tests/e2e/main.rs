@@ -15,6 +15,7 @@ mod readme;
 mod safety;
 mod sampling;
 mod stopping;
+mod threads;
 mod trust;
 mod tui;
 mod watching;

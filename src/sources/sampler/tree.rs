@@ -277,7 +277,8 @@ mod tests {
         assert_eq!(name.trim(), "sleep");
         // A process that is not waiting for a child is its own main process.
         let mut alone = ProcessTree::new(sleeper);
-        assert_eq!(alone.main_process(&parents(&mut alone)), Some(sleeper));
+        let family = parents(&mut alone);
+        assert_eq!(alone.main_process(&family), Some(sleeper));
         child.kill().expect("kill");
         child.wait().expect("wait");
         let _ = nix::sys::signal::kill(

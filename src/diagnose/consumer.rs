@@ -87,11 +87,10 @@ pub fn waits(points: &[Point]) -> Option<Wait> {
             p.consumer.is_some() && p.producer.as_ref().is_some_and(|t| t.demand_pct >= PRODUCER_BUSY_PCT)
         })
         .collect();
-    let idle: f64 = waiting
+    let idle = waiting
         .iter()
         .filter_map(|p| p.consumer)
-        .map(|c| f64::from(c.idle_pct))
-        .sum();
+        .fold(0.0, |sum, c| sum + f64::from(c.idle_pct));
     // The thread busy in the most of those samples.
     let mut seen: BTreeMap<(u32, u32), Vec<&Point>> = BTreeMap::new();
     for point in &waiting {

@@ -18,8 +18,9 @@ pub const FULL_SCAN_EVERY: Duration = Duration::from_secs(1);
 /// Wrappers (shells, launchers) looked through to find the job's main process, at most.
 const MAX_WRAPPERS: usize = 8;
 
-/// Kernel functions a process waiting for its child sleeps in (`/proc/<pid>/wchan`).
-const WAIT_FOR_CHILD: [&str; 2] = ["do_wait", "wait4"];
+/// Kernel functions a process waiting for its child sleeps in (`/proc/<pid>/wchan`), matched
+/// whole: a futex wait is `futex_do_wait` on recent kernels.
+const WAIT_FOR_CHILD: [&str; 4] = ["do_wait", "kernel_wait4", "kernel_waitid", "do_wait4"];
 
 /// A run's set of processes.
 #[derive(Debug, Clone)]
@@ -133,7 +134,7 @@ impl ProcessTree {
     /// Whether `pid`'s main thread sleeps waiting for a child to exit (`wait4`, `waitpid`).
     fn waits_for_child(&self, pid: u32) -> bool {
         fs::read_to_string(self.proc_root.join(pid.to_string()).join("wchan"))
-            .is_ok_and(|wchan| WAIT_FOR_CHILD.iter().any(|w| wchan.contains(w)))
+            .is_ok_and(|wchan| WAIT_FOR_CHILD.contains(&wchan.trim()))
     }
 
     fn threads_of(&self, pid: u32) -> Option<Vec<u32>> {

@@ -64,7 +64,10 @@ fn the_starved_loader_example_is_input_bound_without_a_gpu() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ml-project");
     copy_tree(&example, &project.path());
     for (prefetch, kind, named) in [("thread", "thread", "thread `loader`"), ("process", "process", "worker process `loader`")] {
-        let events = project.run_once_json(&format!("python3 train.py --steps 16 --loader starved --prefetch {prefetch}"));
+        // Too few steps to learn (the job fails its accuracy check): its verdict is what counts.
+        let cmd = format!("python3 train.py --steps 16 --loader starved --prefetch {prefetch}");
+        let done = project.run(&["run", "--once", "--json", "--", &cmd]);
+        let events = crate::harness::json_rows(&done.stdout);
         let verdict = &crate::harness::run_finished(&events)["verdict"];
         assert_eq!(
             (verdict["kind"].as_str(), verdict["cause"].as_str()),

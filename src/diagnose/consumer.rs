@@ -83,9 +83,7 @@ pub fn waits(points: &[Point]) -> Option<Wait> {
     }
     let waiting: Vec<&Point> = points
         .iter()
-        .filter(|p| {
-            p.consumer.is_some() && p.producer.as_ref().is_some_and(|t| t.demand_pct >= PRODUCER_BUSY_PCT)
-        })
+        .filter(|p| p.consumer.is_some() && p.producer.as_ref().is_some_and(|t| t.demand_pct >= PRODUCER_BUSY_PCT))
         .collect();
     let idle = waiting
         .iter()
@@ -98,25 +96,22 @@ pub fn waits(points: &[Point]) -> Option<Wait> {
             seen.entry((producer.pid, producer.tid)).or_default().push(point);
         }
     }
-    let producer = seen
-        .into_values()
-        .max_by_key(Vec::len)
-        .and_then(|samples| {
-            let thread = |p: &&Point| p.producer.clone();
-            let last = samples.last().and_then(thread)?;
-            Some(ProducerEvidence {
-                kind: if last.worker {
-                    ProducerKind::Process
-                } else {
-                    ProducerKind::Thread
-                },
-                cpu_pct: median(samples.iter().filter_map(thread).map(|t| f64::from(t.cpu_pct)))?,
-                demand_pct: median(samples.iter().filter_map(thread).map(|t| f64::from(t.demand_pct)))?,
-                name: last.name,
-                pid: last.pid,
-                tid: last.tid,
-            })
-        });
+    let producer = seen.into_values().max_by_key(Vec::len).and_then(|samples| {
+        let thread = |p: &&Point| p.producer.clone();
+        let last = samples.last().and_then(thread)?;
+        Some(ProducerEvidence {
+            kind: if last.worker {
+                ProducerKind::Process
+            } else {
+                ProducerKind::Thread
+            },
+            cpu_pct: median(samples.iter().filter_map(thread).map(|t| f64::from(t.cpu_pct)))?,
+            demand_pct: median(samples.iter().filter_map(thread).map(|t| f64::from(t.demand_pct)))?,
+            name: last.name,
+            pid: last.pid,
+            tid: last.tid,
+        })
+    });
     Some(Wait {
         wait_pct: idle / points.len() as f64,
         consumer_cpu_pct: mean(waiting.iter().filter_map(|p| p.consumer).map(|c| f64::from(c.cpu_pct))).unwrap_or(0.0),
@@ -128,7 +123,14 @@ pub fn waits(points: &[Point]) -> Option<Wait> {
 /// Test series: `n` samples every 250 ms without a GPU on `cores` cores, the consumer at
 /// `consumer_cpu` % of a core (idle the rest) and a producer thread named `name` at `producer_cpu`.
 #[cfg(test)]
-pub(crate) fn feeding(n: usize, cores: u32, consumer_cpu: f32, name: &str, producer_cpu: f32, worker: bool) -> Vec<Point> {
+pub(crate) fn feeding(
+    n: usize,
+    cores: u32,
+    consumer_cpu: f32,
+    name: &str,
+    producer_cpu: f32,
+    worker: bool,
+) -> Vec<Point> {
     (1..=n)
         .map(|i| Point {
             t_ms: 250.0 * i as f64,
@@ -175,7 +177,10 @@ mod tests {
         assert!((wait.wait_pct - 95.0 * 7.0 / 8.0).abs() < 1e-9, "{wait:?}");
         assert_eq!(wait.consumer_cpu_pct, 5.0);
         let producer = wait.producer.expect("a producer");
-        assert_eq!((producer.kind, producer.name.as_str(), producer.cpu_pct), (ProducerKind::Thread, "loader", 99.0));
+        assert_eq!(
+            (producer.kind, producer.name.as_str(), producer.cpu_pct),
+            (ProducerKind::Thread, "loader", 99.0)
+        );
         assert_eq!(producer.label(), "thread `loader`");
     }
 

@@ -280,13 +280,25 @@ mod tests {
         // Its parallel twin uses both cores.
         let parallel = judge(&cpu_job(10, 2, |_| 190.0), 2500.0);
         assert_eq!(parallel.kind, Kind::CpuBound);
-        assert!(parallel.hints.iter().all(|h| h.id != "no-parallelism"), "{:?}", parallel.hints);
+        assert!(
+            parallel.hints.iter().all(|h| h.id != "no-parallelism"),
+            "{:?}",
+            parallel.hints
+        );
         // Only briefly single-threaded: a third of the run.
         let brief = judge(&cpu_job(9, 2, |i| if i < 3 { 99.0 } else { 195.0 }), 2250.0);
-        assert!(brief.hints.iter().all(|h| h.id != "no-parallelism"), "{:?}", brief.hints);
+        assert!(
+            brief.hints.iter().all(|h| h.id != "no-parallelism"),
+            "{:?}",
+            brief.hints
+        );
         // One core has nothing to parallelize over.
         let single = judge(&cpu_job(8, 1, |_| 99.0), 2000.0);
-        assert!(single.hints.iter().all(|h| h.id != "no-parallelism"), "{:?}", single.hints);
+        assert!(
+            single.hints.iter().all(|h| h.id != "no-parallelism"),
+            "{:?}",
+            single.hints
+        );
     }
 
     #[test]

@@ -104,7 +104,11 @@ impl Point {
                 .iter()
                 .flat_map(|p| p.threads.iter().map(move |t| (p.pid, t)))
                 .filter(|(_, t)| t.tid != consumer.tid)
-                .max_by(|(_, a), (_, b)| a.demand_pct().total_cmp(&b.demand_pct()).then(a.cpu_pct.total_cmp(&b.cpu_pct)))
+                .max_by(|(_, a), (_, b)| {
+                    a.demand_pct()
+                        .total_cmp(&b.demand_pct())
+                        .then(a.cpu_pct.total_cmp(&b.cpu_pct))
+                })
                 .map(|(pid, t)| Producer {
                     pid,
                     tid: t.tid,

@@ -210,10 +210,7 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
         verdict.cause = starved;
         verdict.kind = if starved.is_some() {
             Kind::InputBound
-        } else if queued >= CONTENDED_RUN_QUEUE_PCT
-            && others >= CONTENDED_OTHER_WORK_PCT
-            && !all_cores
-        {
+        } else if queued >= CONTENDED_RUN_QUEUE_PCT && others >= CONTENDED_OTHER_WORK_PCT && !all_cores {
             Kind::Contended
         } else if tree >= CPU_BOUND_PCT || cause(&all) == Cause::Cpu {
             Kind::CpuBound
@@ -592,10 +589,19 @@ mod tests {
         );
         assert_eq!(verdict.consumer_wait_pct, Some(95.0));
         let producer = verdict.producer.as_ref().expect("the producer is named");
-        assert_eq!((producer.kind, producer.name.as_str(), producer.tid), (ProducerKind::Thread, "loader", 43));
+        assert_eq!(
+            (producer.kind, producer.name.as_str(), producer.tid),
+            (ProducerKind::Thread, "loader", 43)
+        );
         assert_eq!(verdict.waits_in, None, "only a Python profile can tell where it waits");
         assert_eq!(verdict.hints[0].id, "more-workers", "{:?}", verdict.hints);
-        assert!(verdict.hints[0].text.starts_with("thread `loader` is at 99 % of a core"), "{:?}", verdict.hints);
+        assert!(
+            verdict.hints[0]
+                .text
+                .starts_with("thread `loader` is at 99 % of a core"),
+            "{:?}",
+            verdict.hints
+        );
         let json = serde_json::to_value(&verdict).expect("serializes");
         assert_eq!(json["consumer_wait_pct"], 95.0);
         assert_eq!(
@@ -624,7 +630,9 @@ mod tests {
         let verdict = judge(&queued, 2000.0);
         assert_eq!((verdict.kind, verdict.cause), (Kind::InputBound, Some(Cause::Cpu)));
         assert!(
-            verdict.summary.ends_with("thread `loader` was at 45 % of a core and waited for a CPU another 52 %"),
+            verdict
+                .summary
+                .ends_with("thread `loader` was at 45 % of a core and waited for a CPU another 52 %"),
             "{}",
             verdict.summary
         );
@@ -636,7 +644,11 @@ mod tests {
         with(&mut points, |p| p.read_bytes_per_s = 90e6);
         let verdict = judge(&points, 2000.0);
         assert_eq!((verdict.kind, verdict.cause), (Kind::InputBound, Some(Cause::Io)));
-        assert!(verdict.summary.contains("read 90 MB/s from disk"), "{}", verdict.summary);
+        assert!(
+            verdict.summary.contains("read 90 MB/s from disk"),
+            "{}",
+            verdict.summary
+        );
         // Its twin reads nothing and its thread is not pinned: no input to wait for.
         with(&mut points, |p| p.read_bytes_per_s = 0.0);
         assert_ne!(judge(&points, 2000.0).kind, Kind::InputBound);

@@ -697,7 +697,11 @@ mod store_tests {
         // Its threads too, busiest first, with the main process marked.
         assert_eq!(loaded[4].tree.main_pid, Some(42));
         assert_eq!(
-            loaded[4].tree.top[0].threads.iter().map(|t| (t.name.as_str(), t.cpu_pct, t.run_queue_pct)).collect::<Vec<_>>(),
+            loaded[4].tree.top[0]
+                .threads
+                .iter()
+                .map(|t| (t.name.as_str(), t.cpu_pct, t.run_queue_pct))
+                .collect::<Vec<_>>(),
             vec![("loader", 97.0, Some(2.0)), ("MainThread", 2.0, None)]
         );
         assert_eq!(loaded[4].gpus.len(), 1);

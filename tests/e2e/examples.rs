@@ -63,7 +63,10 @@ fn the_starved_loader_example_is_input_bound_without_a_gpu() {
     let project = Project::new().with_env("LOOPTOP_NVML_LIB", "/nonexistent/libnvidia-ml.so.1");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ml-project");
     copy_tree(&example, &project.path());
-    for (prefetch, kind, named) in [("thread", "thread", "thread `loader`"), ("process", "process", "worker process `loader`")] {
+    for (prefetch, kind, named) in [
+        ("thread", "thread", "thread `loader`"),
+        ("process", "process", "worker process `loader`"),
+    ] {
         // Too few steps to learn (the job fails its accuracy check): its verdict is what counts.
         let cmd = format!("python3 train.py --steps 16 --loader starved --prefetch {prefetch}");
         let done = project.run(&["run", "--once", "--json", "--", &cmd]);
@@ -123,7 +126,11 @@ fn the_training_step_example_shows_its_bottleneck_to_looptop() {
         // Without a GPU too, looptop sees the step waiting on its `loader` thread, or not.
         if job == "input" {
             assert_eq!(
-                (verdict["kind"].as_str(), verdict["cause"].as_str(), verdict["producer"]["name"].as_str()),
+                (
+                    verdict["kind"].as_str(),
+                    verdict["cause"].as_str(),
+                    verdict["producer"]["name"].as_str()
+                ),
                 (Some("input-bound"), Some("cpu"), Some("loader")),
                 "{verdict:#}"
             );

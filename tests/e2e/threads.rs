@@ -47,7 +47,11 @@ fn verdict(events: &[Value]) -> Value {
 
 /// Asserts `v` is input-bound on the CPU, waiting for a producer of `kind` named `loader`.
 fn assert_waits_for_loader(v: &Value, kind: &str) {
-    assert_eq!((v["kind"].as_str(), v["cause"].as_str()), (Some("input-bound"), Some("cpu")), "{v:#}");
+    assert_eq!(
+        (v["kind"].as_str(), v["cause"].as_str()),
+        (Some("input-bound"), Some("cpu")),
+        "{v:#}"
+    );
     assert_eq!(v["producer"]["name"], "loader", "{v:#}");
     assert_eq!(v["producer"]["kind"], kind, "{v:#}");
     assert!(v["consumer_wait_pct"].as_f64().is_some_and(|w| w >= 20.0), "{v:#}");
@@ -77,21 +81,41 @@ fn a_thread_loader_without_a_gpu_is_input_bound_and_its_threads_are_recorded() {
             ])
             .stdout,
     );
-    let loader = rows.iter().find(|r| r["name"] == "loader").unwrap_or_else(|| panic!("{rows:#?}"));
+    let loader = rows
+        .iter()
+        .find(|r| r["name"] == "loader")
+        .unwrap_or_else(|| panic!("{rows:#?}"));
     assert!(loader["n"].as_u64().is_some_and(|n| n >= 4), "{rows:#?}");
-    assert_eq!((&loader["main_thread"], &loader["main"]), (&Value::Bool(false), &Value::Bool(true)));
+    assert_eq!(
+        (&loader["main_thread"], &loader["main"]),
+        (&Value::Bool(false), &Value::Bool(true))
+    );
     assert!(
         rows.iter().any(|r| r["name"] == "python3" && r["main_thread"] == true),
         "the main thread is kept however idle: {rows:#?}"
     );
     let runs = json_rows(
         &project
-            .run(&["query", "SELECT verdict, verdict_cause, consumer_wait_pct, producer_kind, producer_name FROM runs", "--json"])
+            .run(&[
+                "query",
+                "SELECT verdict, verdict_cause, consumer_wait_pct, producer_kind, producer_name FROM runs",
+                "--json",
+            ])
             .stdout,
     );
     assert_eq!(
-        (&runs[0]["verdict"], &runs[0]["verdict_cause"], &runs[0]["producer_kind"], &runs[0]["producer_name"]),
-        (&Value::from("input-bound"), &Value::from("cpu"), &Value::from("thread"), &Value::from("loader")),
+        (
+            &runs[0]["verdict"],
+            &runs[0]["verdict_cause"],
+            &runs[0]["producer_kind"],
+            &runs[0]["producer_name"]
+        ),
+        (
+            &Value::from("input-bound"),
+            &Value::from("cpu"),
+            &Value::from("thread"),
+            &Value::from("loader")
+        ),
         "{runs:#?}"
     );
     assert_eq!(runs[0]["consumer_wait_pct"], v["consumer_wait_pct"]);
@@ -104,7 +128,9 @@ fn a_worker_process_loader_without_a_gpu_is_input_bound() {
     let v = verdict(&project.run_once_json("python3 feed.py process"));
     assert_waits_for_loader(&v, "process");
     assert!(
-        v["summary"].as_str().is_some_and(|s| s.contains("worker process `loader` (pid ")),
+        v["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("worker process `loader` (pid ")),
         "{v:#}"
     );
 }
@@ -113,9 +139,8 @@ fn a_worker_process_loader_without_a_gpu_is_input_bound() {
 fn a_plain_cpu_loop_stays_cpu_bound_and_one_busy_core_of_two_is_no_parallelism() {
     let project = without_gpu();
     // Behind a shell that waits for it: the loop is still the job's main process.
-    let events = project.run_once_json(
-        "python3 -c \"exec('import time\\nt=time.time()\\nwhile time.time()-t<2: pass')\"; true",
-    );
+    let events =
+        project.run_once_json("python3 -c \"exec('import time\\nt=time.time()\\nwhile time.time()-t<2: pass')\"; true");
     let v = verdict(&events);
     assert!(v["consumer_wait_pct"].as_f64().is_some_and(|w| w < 20.0), "{v:#}");
     // On a machine shared with other work the loop may queue for its core: contended, never

@@ -233,7 +233,13 @@ impl Meter {
 /// CPU in % of one core of a process or thread at `cpu_ticks` now, from its previous reading
 /// (`before`: its ticks then, and when); seen for the first time, its average since it started
 /// (at `start_ticks` after boot, the system being up `uptime_s`).
-pub fn cpu_pct(cpu_ticks: u64, before: Option<(u64, Instant)>, start_ticks: u64, at: Instant, uptime_s: Option<f64>) -> f32 {
+pub fn cpu_pct(
+    cpu_ticks: u64,
+    before: Option<(u64, Instant)>,
+    start_ticks: u64,
+    at: Instant,
+    uptime_s: Option<f64>,
+) -> f32 {
     let pct = match before {
         Some((then, when)) => {
             let wall = at.saturating_duration_since(when).as_secs_f64();

@@ -106,9 +106,7 @@ impl Tracked {
             .filter_map(|r| Some((r.id.pid, r.run_queue_ns.clone()?)))
             .collect();
         let uptime_s = counters::uptime_s(proc_root);
-        let mut tree = self
-            .meter
-            .sample(readings, self.tree.threads(), now, uptime_s, main);
+        let mut tree = self.meter.sample(readings, self.tree.threads(), now, uptime_s, main);
         self.threads.fill(proc_root, &mut tree, &run_queue_ns, now, uptime_s);
         tree
     }

@@ -258,7 +258,11 @@ mod tests {
                 .iter()
                 .filter_map(|&p| {
                     let stat = fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-                    let ppid = stat[stat.rfind(')')? + 1..].split_ascii_whitespace().nth(1)?.parse().ok()?;
+                    let ppid = stat[stat.rfind(')')? + 1..]
+                        .split_ascii_whitespace()
+                        .nth(1)?
+                        .parse()
+                        .ok()?;
                     Some((p, ppid))
                 })
                 .collect()

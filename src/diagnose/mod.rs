@@ -165,3 +165,76 @@ pub(crate) fn on_gpu(utils: &[u32]) -> Vec<Point> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::RunKey;
+    use crate::sample::{ProcessSample, ThreadSample, TreeSample};
+
+    fn thread(tid: u32, name: &str, cpu_pct: f32, run_queue_pct: f32) -> ThreadSample {
+        ThreadSample {
+            tid,
+            name: name.into(),
+            cpu_pct,
+            run_queue_pct: Some(run_queue_pct),
+        }
+    }
+
+    fn sample(top: Vec<ProcessSample>, main_pid: Option<u32>) -> Sample {
+        Sample {
+            key: RunKey(1),
+            t_ms: 250.0,
+            host: crate::sample::HostSample::default(),
+            tree: TreeSample {
+                top,
+                main_pid,
+                ..TreeSample::default()
+            },
+            gpus: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_consumer_is_the_main_processs_main_thread_and_the_producer_the_busiest_other_thread() {
+        let trainer = ProcessSample {
+            pid: 10,
+            name: "python3".into(),
+            cpu_pct: 101.0,
+            threads: vec![
+                thread(11, "loader", 60.0, 35.0),
+                thread(12, "python3", 40.0, 0.0),
+                thread(10, "python3", 1.0, 2.0),
+            ],
+            ..ProcessSample::default()
+        };
+        let point = Point::of(&sample(vec![trainer.clone()], Some(10)));
+        assert_eq!(
+            point.consumer,
+            Some(Consumer {
+                cpu_pct: 1.0,
+                idle_pct: 97.0
+            })
+        );
+        // By the core it wanted: the loader queued for a CPU counts as busy.
+        let producer = point.producer.expect("a producer");
+        assert_eq!(
+            (producer.name.as_str(), producer.demand_pct, producer.worker),
+            ("loader", 95.0, false)
+        );
+        // A worker process busier than any thread of the main process.
+        let worker = ProcessSample {
+            pid: 20,
+            name: "python3".into(),
+            cpu_pct: 100.0,
+            threads: vec![thread(20, "python3", 100.0, 0.0)],
+            ..ProcessSample::default()
+        };
+        let point = Point::of(&sample(vec![worker.clone(), trainer.clone()], Some(10)));
+        let producer = point.producer.expect("a producer");
+        assert_eq!((producer.pid, producer.tid, producer.worker), (20, 20, true));
+        // No main process known (a shell waiting for several children): no consumer, no producer.
+        let point = Point::of(&sample(vec![worker, trainer], None));
+        assert_eq!((point.consumer, point.producer), (None, None));
+    }
+}

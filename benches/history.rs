@@ -139,7 +139,9 @@ fn sample(i: usize) -> Sample {
                 name: "python".into(),
                 cpu_pct: 99.0,
                 rss_bytes: 1 << 30,
+                threads: Vec::new(),
             }],
+            main_pid: None,
         },
         gpus: vec![GpuSample {
             index: 0,

@@ -111,7 +111,11 @@ Usage
 
     python3 benches/overhead.py [--seconds 60] [--looptop PATH] [--json]
                                 [--tools looptop,looptop-tui,btop,bottom] [--workers 4]
-                                [--idle-seconds 10] [--keep]
+                                [--idle-seconds 10] [--keep] [--baseline PATH]
+
+``--baseline PATH`` adds a fifth tool, ``looptop-baseline``: another looptop binary (an
+earlier commit's build), headless, with its own copy of the workload, in the same window: what
+a change to looptop costs, side by side (``--tools looptop,looptop-baseline`` for just the two).
 
 Progress goes to stderr; the results (Markdown, or JSON with ``--json``) go to stdout, ready
 to paste into a notes file. Every process the script starts is stopped on exit, on an error
@@ -143,13 +147,16 @@ from benchlib import (CLEANUP, add_looptop_option, chosen_tools, find_program, f
 # Settings.
 # --------------------------------------------------------------------------------------
 
-ALL_TOOLS = ["looptop", "looptop-tui", "btop", "bottom"]
-LOOPTOPS = ("looptop", "looptop-tui")  # the same binary, headless and with its TUI
-MODE = {"looptop": "headless", "looptop-tui": "TUI"}
+ALL_TOOLS = ["looptop", "looptop-tui", "btop", "bottom", "looptop-baseline"]
+# The same binary, headless and with its TUI; and another looptop (`--baseline PATH`), headless.
+LOOPTOPS = ("looptop", "looptop-tui", "looptop-baseline")
+HEADLESS = ("looptop", "looptop-baseline")
+MODE = {"looptop": "headless", "looptop-tui": "TUI", "looptop-baseline": "baseline headless"}
 # Refresh interval of each tool at its defaults, in seconds.
-INTERVAL_S = {"looptop": 0.250, "looptop-tui": 0.250, "btop": 2.0, "bottom": 1.0}
+INTERVAL_S = {"looptop": 0.250, "looptop-tui": 0.250, "btop": 2.0, "bottom": 1.0, "looptop-baseline": 0.250}
 # The process name (comm) each measured process must have.
-COMM = {"looptop": "looptop", "looptop-tui": "looptop", "btop": "btop", "bottom": "btm"}
+COMM = {"looptop": "looptop", "looptop-tui": "looptop", "btop": "btop", "bottom": "btm",
+        "looptop-baseline": "looptop"}
 INSTALL_HINT = {
     "btop": "apt-get install -y btop",
     "bottom": "cargo install bottom --locked",
@@ -560,8 +567,10 @@ def measure_main(args: argparse.Namespace, tools: dict, workdir: Path, results: 
     workload = workdir / "workload.py"
     workload.write_text(WORKLOAD_PY)
     stop_files = {"looptop": workdir / "workload.stop",
-                  "looptop-tui": workdir / "workload-tui.stop"}
-    projects = {"looptop": workdir / "project", "looptop-tui": workdir / "project-tui"}
+                  "looptop-tui": workdir / "workload-tui.stop",
+                  "looptop-baseline": workdir / "workload-baseline.stop"}
+    projects = {"looptop": workdir / "project", "looptop-tui": workdir / "project-tui",
+                "looptop-baseline": workdir / "project-baseline"}
     max_s = WARMUP_S + args.seconds + TREE_UP_TIMEOUT_S + 120
     python = sys.executable or shutil.which("python3") or "python3"
 
@@ -617,37 +626,37 @@ def measure_main(args: argparse.Namespace, tools: dict, workdir: Path, results: 
                     stop_files[name].touch()
                 session.stop()
 
-    if "looptop" in tools:
-        entry = results["tools"]["looptop"]
-        argv_tail = ["run", "--once"] + job_argv("looptop")
-        proc, log_path, env = start_looptop(tools["looptop"], argv_tail,
-                                            new_project(projects["looptop"]), workdir, "run")
-        stop_looptop = CLEANUP.push(f"looptop (pid {proc.pid})", lambda: kill_group(proc))
-        CLEANUP.push("workload stop file", stop_files["looptop"].touch)
-        entry["command"] = (f"cd {shlex.quote(str(projects['looptop']))} && "
+    for name in (n for n in HEADLESS if n in tools):
+        entry = results["tools"][name]
+        argv_tail = ["run", "--once"] + job_argv(name)
+        proc, log_path, env = start_looptop(tools[name], argv_tail,
+                                            new_project(projects[name]), workdir, "run")
+        stop_looptop = CLEANUP.push(f"{name} (pid {proc.pid})", lambda proc=proc: kill_group(proc))
+        CLEANUP.push(f"workload stop file ({name})", stop_files[name].touch)
+        entry["command"] = (f"cd {shlex.quote(str(projects[name]))} && "
                             + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " "
-                            + shlex.join([tools["looptop"]] + argv_tail))
+                            + shlex.join([tools[name]] + argv_tail))
         entry["log"] = str(log_path)
         entry["pid"] = proc.pid
-        log(f"looptop: pid {proc.pid}, running the workload ({args.workers} workers)")
+        log(f"{name}: pid {proc.pid}, running the workload ({args.workers} workers)")
 
-        def describe() -> str:
+        def describe(proc=proc, log_path=log_path) -> str:
             status = "" if proc.poll() is None else f"exit status {proc.returncode}; "
             return f"{status}log tail:\n{tail_of(log_path)}"
 
         try:
-            job_pid = wait_for_tree(proc.pid, args.workers, lambda: proc.poll() is None, describe)
+            job_pid = wait_for_tree(proc.pid, args.workers, lambda proc=proc: proc.poll() is None, describe)
         except ToolFailed as error:
             entry["error"] = str(error)
-            log(f"looptop failed: {error}")
+            log(f"{name} failed: {error}")
             stop_looptop()
             job_pid = None
         if job_pid is not None:
             stat = read_stat(proc.pid)
-            if stat is None or stat["comm"] != COMM["looptop"]:
+            if stat is None or stat["comm"] != COMM[name]:
                 raise ToolFailed(f"pid {proc.pid} is not looptop ({stat})")
             job_pgids.add((read_stat(job_pid) or {"pgrp": job_pid})["pgrp"])
-            started["looptop"] = {"pid": proc.pid, "proc": proc, "log": log_path,
+            started[name] = {"pid": proc.pid, "proc": proc, "log": log_path,
                                   "job_pid": job_pid}
 
     if not started:
@@ -740,20 +749,20 @@ def measure_main(args: argparse.Namespace, tools: dict, workdir: Path, results: 
     # After the window, one looptop after the other (so that each is followed from its own
     # stop file on): let the job end; looptop writes its last samples and exits (the headless
     # one by itself, the TUI on `q` once its job has ended).
-    if "looptop" in started:
-        entry = results["tools"]["looptop"]
-        proc = started["looptop"]["proc"]
-        stop_files["looptop"].touch()
+    for name in (n for n in HEADLESS if n in started):
+        entry = results["tools"][name]
+        proc = started[name]["proc"]
+        stop_files[name].touch()
         t_stop = time.monotonic()
-        last, exited = follow(proc.pid, end["looptop"], lambda: proc.poll() is not None)
+        last, exited = follow(proc.pid, end[name], lambda proc=proc: proc.poll() is not None)
         if not exited:
             entry["after_window"] = {"error": f"still running {EXIT_WAIT_S:.0f} s after the job "
                                      "was told to stop"}
         else:
             entry["after_window"] = {"exit_code": proc.returncode,
-                                     **exit_figures(last, end["looptop"], t_stop)}
+                                     **exit_figures(last, end[name], t_stop)}
             if proc.returncode != 0:
-                entry["after_window"]["log_tail"] = tail_of(started["looptop"]["log"])
+                entry["after_window"]["log_tail"] = tail_of(started[name]["log"])
     if "looptop-tui" in started:
         entry = results["tools"]["looptop-tui"]
         pid, session = started["looptop-tui"]["pid"], started["looptop-tui"]["handle"]
@@ -841,7 +850,7 @@ def looptop_details(name: str, entry: dict) -> str:
                f"CPU before the window (start-up + warm-up) {entry['cpu_before_window_ms']:.0f} ms")
     after = entry.get("after_window") or {}
     if "exit_code" in after:
-        if name == "looptop":
+        if name in HEADLESS:
             steps = "job stop, last history write"
         elif after["job_ended_by_itself"]:
             steps = (f"job stop, {after['job_end_after_stop_s']:.2f} s, then `q`, "
@@ -892,14 +901,18 @@ def render(results: dict) -> str:
     if versions:
         lines.append(f"- versions: {versions}")
     looptops = [name for name in LOOPTOPS if name in results["tools"]]
-    if looptops:
-        lines.append(f"- looptop binary ({' and '.join(MODE[name] for name in looptops)}): "
-                     f"{results['tools'][looptops[0]]['binary']} "
+    measured = [name for name in looptops if name != "looptop-baseline"]
+    if measured:
+        lines.append(f"- looptop binary ({' and '.join(MODE[name] for name in measured)}): "
+                     f"{results['tools'][measured[0]]['binary']} "
                      f"(repository at {meta.get('repo_commit') or 'unknown'})")
+    if "looptop-baseline" in results["tools"]:
+        lines.append(f"- baseline looptop binary (`--baseline`): {results['tools']['looptop-baseline']['binary']}")
     lines.append("")
     lines.append("| tool | refresh | CPU % of one core | CPU ms / refresh | peak RSS MB | RSS MB |")
     lines.append("|---|---:|---:|---:|---:|---:|")
     label = {"looptop": "looptop, headless, job running",
+             "looptop-baseline": "looptop baseline, headless, job running",
              "looptop-tui": "looptop, TUI (tmux), job running", "btop": "btop (tmux)",
              "bottom": "bottom `btm` (tmux)"}
     for name, entry in results["tools"].items():
@@ -933,7 +946,7 @@ def render(results: dict) -> str:
     if looptops:
         lines.append("")
         verdicts = []
-        for name in LOOPTOPS:
+        for name in (n for n in LOOPTOPS if n != "looptop-baseline" or n in results["tools"]):
             entry = results["tools"].get(name)
             if entry is None:
                 why = results["skipped"].get(name, "left out by --tools")
@@ -999,9 +1012,13 @@ def main() -> int:
                         help="length of the idle measurement of looptop, 0 to skip (default 10)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary directory (workload, logs, history)")
+    parser.add_argument("--baseline", help="another looptop binary to measure side by side, "
+                        "headless (tool `looptop-baseline`)")
     args = parser.parse_args()
 
     wanted = chosen_tools(parser, args.tools, ALL_TOOLS)
+    if not args.baseline:
+        wanted = [name for name in wanted if name != "looptop-baseline"]
     if args.seconds <= 0 or args.idle_seconds < 0 or args.workers < 1:
         parser.error("--seconds must be positive, --idle-seconds at least 0, --workers at least 1")
     if not Path("/proc/self/stat").exists():
@@ -1012,11 +1029,15 @@ def main() -> int:
     tools: dict[str, str] = {}
     skipped: dict[str, str] = {}
     for name in wanted:
-        if name in LOOPTOPS:
+        if name == "looptop-baseline":
+            program = str(Path(args.baseline).resolve())
+            if not os.access(program, os.X_OK):
+                sys.exit(f"error: --baseline {args.baseline}: not an executable looptop")
+        elif name in LOOPTOPS:
             program = looptop_binary(args)
         else:
             program = find_program(COMM[name])
-        if name == "looptop":
+        if name in HEADLESS:
             tools[name] = program
         elif not program:
             skipped[name] = f"not installed; install with `{INSTALL_HINT[name]}`"

@@ -19,7 +19,8 @@
 # commands and each script's own table. Run it on a quiet machine: the figures are CPU times and
 # latencies, and anything else running moves them. About 12 minutes on 2 cores after the builds.
 #
-# Environment: OVERHEAD_SECONDS (60), SCALE_DIRS (1000) and SCALE_FILES (100), SAVES (50),
+# Environment: OVERHEAD_SECONDS (60), OVERHEAD_BASELINE (another looptop binary, measured beside
+# this one by overhead.py --baseline: what a change costs), SCALE_DIRS (1000) and SCALE_FILES (100), SAVES (50),
 # NO_INSTALL=1 to use only what is installed (a missing tool is then skipped and said so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -99,7 +100,8 @@ section "1. File save to job start, and a storm of 3,000 files" rerun_latency.lo
   python3 benches/rerun_latency.py --looptop "$looptop" --saves "${SAVES:-50}" \
   --out "$results/rerun_latency.json"
 section "2. Overhead while a job runs" overhead.log \
-  python3 benches/overhead.py --looptop "$looptop" --seconds "${OVERHEAD_SECONDS:-60}"
+  python3 benches/overhead.py --looptop "$looptop" --seconds "${OVERHEAD_SECONDS:-60}" \
+  ${OVERHEAD_BASELINE:+--baseline "$OVERHEAD_BASELINE"}
 section "3. Duration accuracy beside hyperfine" duration_accuracy.log \
   python3 benches/duration_accuracy.py --looptop "$looptop"
 section "4. Scale: a watched tree of 100,000 files" scale.log \

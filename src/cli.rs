@@ -103,7 +103,7 @@ pub enum Command {
     History(HistoryArgs),
     /// Show per-job statistics: runs, median, p90, MAD, min, max, and the trend of the last 20.
     Stats(StatsArgs),
-    /// Run SQL over the history (tables: runs, samples, gpu_samples, metrics), read-only.
+    /// Run SQL over the history (tables: runs, samples, gpu_samples, thread_samples, metrics), read-only.
     Query(QueryArgs),
     /// Write every history table to a directory, one file each.
     Export(ExportArgs),

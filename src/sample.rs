@@ -59,8 +59,13 @@ pub struct TreeSample {
     /// one thread (100 = one thread waited the whole time); `None` without schedstats or on a
     /// first reading.
     pub run_queue_delay_pct: Option<f32>,
-    /// The busiest processes first (at most `TOP_PROCESSES`).
+    /// The busiest processes first (at most `TOP_PROCESSES`), then the job's main process if it
+    /// is not among them.
     pub top: Vec<ProcessSample>,
+    /// The job's main process (whose main thread consumes what loader threads and worker
+    /// processes produce): the leader, or the one child a leader that only waits for it (a shell,
+    /// a launcher) runs; `None` when it cannot be told.
+    pub main_pid: Option<u32>,
 }
 
 /// How many processes of a tree each sample keeps by name.
@@ -70,6 +75,11 @@ impl TreeSample {
     /// The busiest process: a loader pinned at 100 % of one core shows here, not averaged away.
     pub fn busiest(&self) -> Option<&ProcessSample> {
         self.top.first()
+    }
+
+    /// The job's main process, when it was read.
+    pub fn main_process(&self) -> Option<&ProcessSample> {
+        self.top.iter().find(|p| Some(p.pid) == self.main_pid)
     }
 }
 
@@ -84,6 +94,39 @@ pub struct ProcessSample {
     pub cpu_pct: f32,
     /// Resident memory.
     pub rss_bytes: u64,
+    /// Its busiest threads first (at most `TOP_THREADS`, its main thread always among them), for
+    /// the busiest processes and the main process only; empty when not read.
+    pub threads: Vec<ThreadSample>,
+}
+
+/// How many threads of a process each sample keeps (its main thread besides, when it is idle).
+pub const TOP_THREADS: usize = 4;
+
+/// One thread of a process.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ThreadSample {
+    /// Its thread id (the process's pid for its main thread).
+    pub tid: u32,
+    /// Its name as the kernel has it (`comm`: `loader`, `pt_main_thread`, at most 15 bytes).
+    pub name: String,
+    /// CPU in % of one core.
+    pub cpu_pct: f32,
+    /// Time it spent runnable but waiting for a CPU, in % of the interval; `None` without
+    /// schedstats or on a first reading.
+    pub run_queue_pct: Option<f32>,
+}
+
+impl ThreadSample {
+    /// The share of the interval it neither ran nor waited for a CPU (sleeping, blocked on a
+    /// lock, a queue or I/O), 0-100.
+    pub fn idle_pct(&self) -> f32 {
+        (100.0 - self.cpu_pct - self.run_queue_pct.unwrap_or(0.0)).clamp(0.0, 100.0)
+    }
+
+    /// How much of a core it wanted: ran plus waited for a CPU, in % of one core.
+    pub fn demand_pct(&self) -> f32 {
+        self.cpu_pct + self.run_queue_pct.unwrap_or(0.0)
+    }
 }
 
 /// One GPU, and the run's share of it.

@@ -1,7 +1,10 @@
 """A few training steps, timed, with a progress line per step in tqdm's format.
 
     python3 train.py --steps 200 --loader fast      # the step is the work
-    python3 train.py --steps 200 --loader starved   # the loader is: one core pinned, the step waits
+    python3 train.py --steps 200 --loader starved   # the loader is: its thread pinned, the step waits
+
+Batches are made ahead by a `loader` thread (`--prefetch thread`, the default), a worker process
+(`--prefetch process`, as DataLoader workers are) or in the loop itself (`--prefetch none`).
 """
 
 import argparse
@@ -9,7 +12,11 @@ import os
 import sys
 import time
 
-from loader import batches, encode
+# One BLAS thread: the step is small, and idle OpenBLAS threads spin on a core while they wait
+# for work, which would blur which thread is doing the work (what this example shows).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from loader import batches, encode, prefetched
 from model import MLP, make_dataset
 
 
@@ -19,6 +26,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--loader", choices=["fast", "starved"], default="fast")
+    parser.add_argument("--prefetch", choices=["thread", "process", "none"], default="thread")
     args = parser.parse_args()
 
     x, y = make_dataset(8192)
@@ -26,7 +34,10 @@ def main():
     model = MLP(x.shape[1])
     start = time.perf_counter()
     waited = 0.0
-    feed = batches(lines, args.batch_size, args.loader)
+    if args.prefetch == "none":
+        feed = batches(lines, args.batch_size, args.loader)
+    else:
+        feed = prefetched(lines, args.batch_size, args.loader, args.prefetch)
     first_batch = None
     for step in range(1, args.steps + 1):
         asked = time.perf_counter()

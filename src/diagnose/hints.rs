@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::thresholds::{GPU_MEMORY_ROOM_PCT, MANY_CORES, PINNED_CORE_PCT, SINGLE_CORE_SLACK_PCT, STARTUP_SHARE};
+use super::thresholds::{
+    GPU_MEMORY_ROOM_PCT, PARALLEL_CORES, PINNED_CORE_PCT, SINGLE_CORE_RUN_SHARE, SINGLE_CORE_SLACK_PCT, STARTUP_SHARE,
+};
 use super::verdict::{Cause, Kind, Verdict};
 use super::Point;
 
@@ -73,7 +75,28 @@ pub fn hints(verdict: &Verdict, points: &[Point], duration_ms: f64) -> Vec<Hint>
     let mut found = Vec::new();
     let busiest = verdict.busiest_cpu_pct.unwrap_or(0.0);
     let cores = points.iter().map(|p| p.cores).max().unwrap_or(1);
-    if verdict.kind == Kind::InputBound && verdict.cause == Some(Cause::Cpu) && busiest >= f64::from(PINNED_CORE_PCT) {
+    let pinned_producer = verdict
+        .producer
+        .as_ref()
+        .filter(|p| p.demand_pct >= f64::from(PINNED_CORE_PCT));
+    let input_cpu = verdict.kind == Kind::InputBound && verdict.cause == Some(Cause::Cpu);
+    if input_cpu && verdict.gpu_busy_pct.is_none() {
+        if let Some(producer) = pinned_producer {
+            found.push(
+                Hint::new(
+                    "more-workers",
+                    format!(
+                        "{} is at {:.0} % of a core while the main thread waits for it: a single-threaded input \
+                         pipeline; give the loader more workers (DataLoader num_workers, a process pool) or make \
+                         decoding cheaper",
+                        producer.label(),
+                        producer.cpu_pct
+                    ),
+                )
+                .with("producer", producer.name.as_str()),
+            );
+        }
+    } else if input_cpu && busiest >= f64::from(PINNED_CORE_PCT) {
         found.push(Hint::new(
             "more-workers",
             format!(
@@ -107,19 +130,31 @@ pub fn hints(verdict: &Verdict, points: &[Point], duration_ms: f64) -> Vec<Hint>
              CUDA_VISIBLE_DEVICES let it see one?",
         ));
     }
-    let single_core = cores >= MANY_CORES
-        && points.len() >= 2
-        && points.iter().all(|p| {
-            p.busiest_cpu_pct >= PINNED_CORE_PCT && p.tree_cpu_pct - p.busiest_cpu_pct <= SINGLE_CORE_SLACK_PCT
-        });
-    if single_core && verdict.kind == Kind::CpuBound {
-        found.push(Hint::new(
-            "no-parallelism",
-            format!(
-                "one core did all the work for the whole run on a {cores}-core machine: no parallelism \
-                 (more workers, vectorized code, or a parallel test runner such as pytest -n)"
-            ),
-        ));
+    // One core busy (counting the time the job waited for it) and no more than a sliver beyond.
+    let one_core = |p: &Point| {
+        p.tree_cpu_pct + p.run_queue_delay_pct.unwrap_or(0.0) >= PINNED_CORE_PCT
+            && p.tree_cpu_pct <= 100.0 + SINGLE_CORE_SLACK_PCT
+    };
+    let single_share = points.iter().filter(|p| one_core(p)).count() as f64 / points.len().max(1) as f64;
+    if cores >= PARALLEL_CORES && single_share >= SINGLE_CORE_RUN_SHARE && verdict.kind == Kind::CpuBound {
+        found.push(
+            Hint::new(
+                "no-parallelism",
+                format!(
+                    "one core did all of the job's work for {:.0} % of the run, leaving {} of this {cores}-core \
+                     machine idle: no parallelism (more workers, vectorized code, or a parallel test runner \
+                     such as pytest -n)",
+                    single_share * 100.0,
+                    if cores == 2 {
+                        "the other core".to_string()
+                    } else {
+                        format!("the other {} cores", cores - 1)
+                    }
+                ),
+            )
+            .with("single_core_pct", (single_share * 1000.0).round() / 10.0)
+            .with("cores", cores),
+        );
     }
     if let Some(first) = verdict.time_to_gpu_ms {
         if duration_ms > 0.0 && first / duration_ms >= STARTUP_SHARE {
@@ -204,6 +239,66 @@ mod tests {
                 .any(|h| h.id == "startup-dominates" && h.text.contains("start-up dominates")),
             "{:?}",
             verdict.hints
+        );
+    }
+
+    /// `n` samples of a job without a GPU on `cores` cores using `tree(i)` % of one core.
+    fn cpu_job(n: usize, cores: u32, tree: impl Fn(usize) -> f32) -> Vec<Point> {
+        (0..n)
+            .map(|i| Point {
+                t_ms: 250.0 * (i as f64 + 1.0),
+                cores,
+                tree_cpu_pct: tree(i),
+                busiest_cpu_pct: tree(i).min(100.0),
+                run_queue_delay_pct: Some(0.0),
+                ..Point::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_single_threaded_loop_on_two_cores_gets_no_parallelism_and_its_twins_do_not() {
+        // Start-up at 30 %, then one core pinned: most of the run.
+        let verdict = judge(&cpu_job(10, 2, |i| if i < 2 { 30.0 } else { 99.0 }), 2500.0);
+        assert_eq!(verdict.kind, Kind::CpuBound);
+        let hint = verdict.hints.iter().find(|h| h.id == "no-parallelism").expect("hinted");
+        assert!(
+            hint.text
+                .starts_with("one core did all of the job's work for 80 % of the run, leaving the other core of this 2-core machine idle"),
+            "{}",
+            hint.text
+        );
+        assert_eq!(hint.evidence["single_core_pct"], 80.0);
+        // A core held through the run queue counts as held.
+        let queued = cpu_job(8, 2, |_| 70.0)
+            .into_iter()
+            .map(|p| Point {
+                run_queue_delay_pct: Some(28.0),
+                ..p
+            })
+            .collect::<Vec<_>>();
+        assert!(judge(&queued, 2000.0).hints.iter().any(|h| h.id == "no-parallelism"));
+        // Its parallel twin uses both cores.
+        let parallel = judge(&cpu_job(10, 2, |_| 190.0), 2500.0);
+        assert_eq!(parallel.kind, Kind::CpuBound);
+        assert!(
+            parallel.hints.iter().all(|h| h.id != "no-parallelism"),
+            "{:?}",
+            parallel.hints
+        );
+        // Only briefly single-threaded: a third of the run.
+        let brief = judge(&cpu_job(9, 2, |i| if i < 3 { 99.0 } else { 195.0 }), 2250.0);
+        assert!(
+            brief.hints.iter().all(|h| h.id != "no-parallelism"),
+            "{:?}",
+            brief.hints
+        );
+        // One core has nothing to parallelize over.
+        let single = judge(&cpu_job(8, 1, |_| 99.0), 2000.0);
+        assert!(
+            single.hints.iter().all(|h| h.id != "no-parallelism"),
+            "{:?}",
+            single.hints
         );
     }
 

@@ -1,5 +1,6 @@
 //! Diagnosis: pure functions that say why a loop is slow. `verdict` classifies one run from its
 //! samples (GPU-bound, input-bound, GPU unused, contended, CPU- or I/O-bound, waiting) with the evidence,
+//! `consumer` finds a main thread waiting on a busy loader thread or worker process,
 //! `hints` turns the evidence into at most three actionable lines, `stall` spots a starved GPU
 //! live, and `regression` compares a run's duration with the job's recent runs. For query jobs,
 //! `query` reads DuckDB's profile into `plan`'s operator tree, and `data` reads the data hints
@@ -8,6 +9,7 @@
 
 pub mod data;
 pub mod gpus;
+pub mod consumer;
 pub mod hints;
 pub mod metrics;
 pub mod plan;
@@ -52,6 +54,39 @@ pub struct Point {
     pub gpu_mem_pct: Option<f32>,
     /// Every watched GPU, one by one.
     pub gpus: Vec<GpuPoint>,
+    /// The job's consuming thread (the main thread of its main process); `None` when its
+    /// threads were not read.
+    pub consumer: Option<Consumer>,
+    /// The job's busiest other thread (by the core it wanted), of the main process or of another
+    /// process of the tree; `None` without a consumer.
+    pub producer: Option<Producer>,
+}
+
+/// The job's consuming thread in one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Consumer {
+    /// CPU in % of one core.
+    pub cpu_pct: f32,
+    /// Share of the interval it neither ran nor waited for a CPU (waited for its input, a lock,
+    /// I/O), 0-100.
+    pub idle_pct: f32,
+}
+
+/// A thread that may feed the consumer, in one sample.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Producer {
+    /// Its process.
+    pub pid: u32,
+    /// The thread.
+    pub tid: u32,
+    /// The thread's name (`loader`; a worker process's main thread has the process's name).
+    pub name: String,
+    /// CPU in % of one core.
+    pub cpu_pct: f32,
+    /// CPU plus the time it waited for a CPU, in % of one core: how much of a core it wanted.
+    pub demand_pct: f32,
+    /// Whether it belongs to another process than the consumer's (a worker process).
+    pub worker: bool,
 }
 
 impl Point {
@@ -76,6 +111,29 @@ impl Point {
             }
             _ => None,
         };
+        let main = sample.tree.main_process();
+        let consumer = main.and_then(|m| m.threads.iter().find(|t| t.tid == m.pid));
+        let producer = consumer.and_then(|consumer| {
+            sample
+                .tree
+                .top
+                .iter()
+                .flat_map(|p| p.threads.iter().map(move |t| (p.pid, t)))
+                .filter(|(_, t)| t.tid != consumer.tid)
+                .max_by(|(_, a), (_, b)| {
+                    a.demand_pct()
+                        .total_cmp(&b.demand_pct())
+                        .then(a.cpu_pct.total_cmp(&b.cpu_pct))
+                })
+                .map(|(pid, t)| Producer {
+                    pid,
+                    tid: t.tid,
+                    name: t.name.clone(),
+                    cpu_pct: t.cpu_pct,
+                    demand_pct: t.demand_pct(),
+                    worker: Some(pid) != sample.tree.main_pid,
+                })
+        });
         Self {
             t_ms: sample.t_ms,
             tree_cpu_pct: sample.tree.cpu_pct,
@@ -94,6 +152,11 @@ impl Point {
                 .reduce(f32::min),
             gpu_mem_pct,
             gpus,
+            consumer: consumer.map(|t| Consumer {
+                cpu_pct: t.cpu_pct,
+                idle_pct: t.idle_pct(),
+            }),
+            producer,
         }
     }
 
@@ -127,4 +190,77 @@ pub(crate) fn on_gpu(utils: &[u32]) -> Vec<Point> {
             ..Point::default()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::RunKey;
+    use crate::sample::{ProcessSample, ThreadSample, TreeSample};
+
+    fn thread(tid: u32, name: &str, cpu_pct: f32, run_queue_pct: f32) -> ThreadSample {
+        ThreadSample {
+            tid,
+            name: name.into(),
+            cpu_pct,
+            run_queue_pct: Some(run_queue_pct),
+        }
+    }
+
+    fn sample(top: Vec<ProcessSample>, main_pid: Option<u32>) -> Sample {
+        Sample {
+            key: RunKey(1),
+            t_ms: 250.0,
+            host: crate::sample::HostSample::default(),
+            tree: TreeSample {
+                top,
+                main_pid,
+                ..TreeSample::default()
+            },
+            gpus: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_consumer_is_the_main_processs_main_thread_and_the_producer_the_busiest_other_thread() {
+        let trainer = ProcessSample {
+            pid: 10,
+            name: "python3".into(),
+            cpu_pct: 101.0,
+            threads: vec![
+                thread(11, "loader", 60.0, 35.0),
+                thread(12, "python3", 40.0, 0.0),
+                thread(10, "python3", 1.0, 2.0),
+            ],
+            ..ProcessSample::default()
+        };
+        let point = Point::of(&sample(vec![trainer.clone()], Some(10)));
+        assert_eq!(
+            point.consumer,
+            Some(Consumer {
+                cpu_pct: 1.0,
+                idle_pct: 97.0
+            })
+        );
+        // By the core it wanted: the loader queued for a CPU counts as busy.
+        let producer = point.producer.expect("a producer");
+        assert_eq!(
+            (producer.name.as_str(), producer.demand_pct, producer.worker),
+            ("loader", 95.0, false)
+        );
+        // A worker process busier than any thread of the main process.
+        let worker = ProcessSample {
+            pid: 20,
+            name: "python3".into(),
+            cpu_pct: 100.0,
+            threads: vec![thread(20, "python3", 100.0, 0.0)],
+            ..ProcessSample::default()
+        };
+        let point = Point::of(&sample(vec![worker.clone(), trainer.clone()], Some(10)));
+        let producer = point.producer.expect("a producer");
+        assert_eq!((producer.pid, producer.tid, producer.worker), (20, 20, true));
+        // No main process known (a shell waiting for several children): no consumer, no producer.
+        let point = Point::of(&sample(vec![worker, trainer], None));
+        assert_eq!((point.consumer, point.producer), (None, None));
+    }
 }

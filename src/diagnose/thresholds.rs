@@ -66,10 +66,24 @@ pub const GPU_MEMORY_ROOM_PCT: f64 = 50.0;
 /// When the first GPU use comes after this share of the run, start-up dominates the loop.
 pub const STARTUP_SHARE: f64 = 0.5;
 
+/// Without a GPU, a job whose consuming thread (the main thread of its main process) waited
+/// this share of the run or more while a loader thread or worker process was busy is
+/// input-bound (TensorBoard's 20 %, as for a waiting GPU)...
+pub const CONSUMER_WAIT_PCT: f64 = 20.0;
+/// ... where a thread wanting this share of one core or more (running or ready to run) in a
+/// sample was busy in it...
+pub const PRODUCER_BUSY_PCT: f32 = 50.0;
+/// ... and only a consumer that used this share of one core or more meanwhile (it took what
+/// arrived: a launcher, a shell or a test harness that only waits for its threads is none).
+pub const CONSUMER_ACTIVE_PCT: f64 = 1.0;
+
 /// "One core does everything": the machine has at least this many cores...
-pub const MANY_CORES: u32 = 4;
-/// ... and the tree never used more than this share of one core beyond its busiest process.
+pub const PARALLEL_CORES: u32 = 2;
+/// ... the job kept one core busy (`PINNED_CORE_PCT`, counting its time waiting for a CPU) and
+/// used no more than this share of one core beyond it...
 pub const SINGLE_CORE_SLACK_PCT: f32 = 20.0;
+/// ... in at least this share of the run's samples.
+pub const SINGLE_CORE_RUN_SHARE: f64 = 0.6;
 
 /// Regressions: a run is compared with at most this many recent passing runs of the same command...
 pub const BASELINE_RUNS: usize = 10;

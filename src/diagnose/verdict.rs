@@ -14,7 +14,13 @@
 //!    else `idle` (sleeps, locks, network, launch overhead).
 //!    A GPU in MIG mode gives no utilization: a run that held one (or may have) and got no
 //!    utilization from any GPU it held is `unknown`, never idle.
-//! 4. No GPU involved: `contended` (the threads waited on a run queue for a CPU
+//! 4. No GPU involved: `input-bound` when the job's consuming thread (the main thread of its main
+//!    process) waited, neither running nor ready to run, `CONSUMER_WAIT_PCT` of the run or more
+//!    while another thread or a worker process of the job was busy (`consumer::waits`), the
+//!    consumer used `CONSUMER_ACTIVE_PCT` of a core meanwhile and the job less than
+//!    `ALL_CORES_SHARE` of the cores: cause `cpu` when that producer wanted `PINNED_CORE_PCT` of
+//!    a core (running or ready to run), `io` when the job read `IO_BOUND_READ_BYTES_PER_S` or more
+//!    meanwhile. Otherwise `contended` (the threads waited on a run queue for a CPU
 //!    `CONTENDED_RUN_QUEUE_PCT` of the run or more, while the tree itself used less than
 //!    `ALL_CORES_SHARE` of the cores: other work held them), `cpu-bound` (tree at `CPU_BOUND_PCT`
 //!    of one core or more on average), `io-bound` (reading `IO_BOUND_READ_BYTES_PER_S` or more),
@@ -23,11 +29,13 @@
 use serde::Serialize;
 
 use super::gpus::{per_gpu, unreadable, GpuVerdict};
+use super::consumer::{waits, ProducerEvidence, Wait};
 use super::hints::{hints, Hint};
 use super::stall::episodes;
 use super::thresholds::{
-    ALL_CORES_SHARE, CONTENDED_OTHER_WORK_PCT, CONTENDED_RUN_QUEUE_PCT, CPU_BOUND_PCT, GPU_BOUND_BUSY_PCT,
-    GPU_UNUSED_MIN_MS, IO_BOUND_READ_BYTES_PER_S, MIN_SAMPLES, PINNED_CORE_PCT, STALL_UTIL_PCT,
+    ALL_CORES_SHARE, CONSUMER_ACTIVE_PCT, CONSUMER_WAIT_PCT, CONTENDED_OTHER_WORK_PCT, CONTENDED_RUN_QUEUE_PCT,
+    CPU_BOUND_PCT, GPU_BOUND_BUSY_PCT, GPU_UNUSED_MIN_MS, IO_BOUND_READ_BYTES_PER_S, MIN_SAMPLES, PINNED_CORE_PCT,
+    STALL_UTIL_PCT,
 };
 use super::Point;
 use crate::report::count;
@@ -38,7 +46,8 @@ use crate::report::count;
 pub enum Kind {
     /// The run kept a GPU busy: the GPU is the limit.
     GpuBound,
-    /// The run held a GPU and left it waiting for data.
+    /// The job's consumer waited for its input: a GPU the run held, or without one the job's
+    /// main thread, waiting on a busy loader thread or worker process.
     InputBound,
     /// GPUs are here, the run was long enough, and it never used one.
     GpuUnused,
@@ -129,6 +138,15 @@ pub struct Verdict {
     pub alongside: Vec<String>,
     /// Every GPU the run held, one by one.
     pub gpus: Vec<GpuVerdict>,
+    /// Share of the run in which the job's consuming thread (the main thread of its main
+    /// process) waited, neither running nor ready to run, while another thread or a worker
+    /// process was busy, 0-100; `None` when the job's threads were not read.
+    pub consumer_wait_pct: Option<f64>,
+    /// The thread or worker process that was busy while the consumer waited.
+    pub producer: Option<ProducerEvidence>,
+    /// Where the consumer waited (`queue.get`, a DataLoader's `__next__`), from a Python stack
+    /// profile of the run; `None` without one (per-thread CPU alone cannot tell).
+    pub waits_in: Option<String>,
     /// What to try, at most three, each backed by the evidence.
     pub hints: Vec<Hint>,
     /// The verdict in one line.
@@ -138,6 +156,7 @@ pub struct Verdict {
 /// Judges a run from its samples; `duration_ms` is the run's length.
 pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
     let stalls = episodes(points);
+    let wait = waits(points);
     let mut verdict = Verdict {
         kind: Kind::TooShort,
         cause: None,
@@ -156,6 +175,9 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
             .reduce(f64::max),
         alongside: Vec::new(),
         gpus: per_gpu(points),
+        consumer_wait_pct: wait.as_ref().map(|w| w.wait_pct),
+        producer: wait.as_ref().and_then(|w| w.producer.clone()),
+        waits_in: None,
         hints: Vec::new(),
         summary: String::new(),
     };
@@ -194,10 +216,12 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
         // Waiting for a CPU the job itself keeps busy is its own CPU use, not contention: other
         // work must have held the CPUs.
         let others = verdict.host_cpu_pct.unwrap_or(0.0) - tree / cores;
-        verdict.kind = if queued >= CONTENDED_RUN_QUEUE_PCT
-            && others >= CONTENDED_OTHER_WORK_PCT
-            && tree / (cores * 100.0) < f64::from(ALL_CORES_SHARE)
-        {
+        let all_cores = tree / (cores * 100.0) >= f64::from(ALL_CORES_SHARE);
+        let starved = wait.as_ref().and_then(|w| starved_by(w, all_cores));
+        verdict.cause = starved;
+        verdict.kind = if starved.is_some() {
+            Kind::InputBound
+        } else if queued >= CONTENDED_RUN_QUEUE_PCT && others >= CONTENDED_OTHER_WORK_PCT && !all_cores {
             Kind::Contended
         } else if tree >= CPU_BOUND_PCT || cause(&all) == Cause::Cpu {
             Kind::CpuBound
@@ -210,6 +234,21 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
     verdict.summary = summary(&verdict, points, duration_ms);
     verdict.hints = hints(&verdict, points, duration_ms);
     verdict
+}
+
+/// Without a GPU: why the job's consumer waited for its input (`cpu`: its producer wanted a
+/// whole core; `io`: the job read from disk meanwhile), or `None` when it did not wait on one.
+fn starved_by(wait: &Wait, all_cores: bool) -> Option<Cause> {
+    if wait.wait_pct < CONSUMER_WAIT_PCT || wait.consumer_cpu_pct < CONSUMER_ACTIVE_PCT || all_cores {
+        return None;
+    }
+    if wait.producer.as_ref()?.demand_pct >= f64::from(PINNED_CORE_PCT) {
+        Some(Cause::Cpu)
+    } else if wait.read_bytes_per_s >= IO_BOUND_READ_BYTES_PER_S {
+        Some(Cause::Io)
+    } else {
+        None
+    }
 }
 
 /// CPU, I/O or neither, from what the median sample of `points` shows.
@@ -277,6 +316,25 @@ fn summary(verdict: &Verdict, points: &[Point], duration_ms: f64) -> String {
         n => format!("; {n} stalls, {:.1} s", verdict.stall_ms / 1000.0),
     };
     match verdict.kind {
+        Kind::InputBound if verdict.gpu_busy_pct.is_none() => {
+            let producer = verdict
+                .producer
+                .as_ref()
+                .map_or_else(|| "another thread".to_string(), ProducerEvidence::label);
+            let cpu = verdict.producer.as_ref().map_or(0.0, |p| p.cpu_pct);
+            let queued = verdict.producer.as_ref().map_or(0.0, |p| p.demand_pct - p.cpu_pct);
+            let busy = match verdict.cause {
+                Some(Cause::Io) => format!("was busy and the job read {read:.0} MB/s from disk"),
+                _ if queued >= CONTENDED_RUN_QUEUE_PCT => {
+                    format!("was at {cpu:.0} % of a core and waited for a CPU another {queued:.0} %")
+                }
+                _ => format!("was at {cpu:.0} % of a core"),
+            };
+            format!(
+                "{kind}: the main thread waited {:.0} % of the run while {producer} {busy}",
+                verdict.consumer_wait_pct.unwrap_or(0.0)
+            )
+        }
         Kind::GpuBound => format!("{kind}: GPU busy {:.0} %{stalls}", verdict.gpu_busy_pct.unwrap_or(0.0)),
         Kind::InputBound => {
             let why = match verdict.cause {
@@ -351,6 +409,7 @@ pub fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::consumer::{feeding, ProducerKind};
     use crate::diagnose::on_gpu;
 
     fn with(points: &mut [Point], f: impl Fn(&mut Point)) {
@@ -532,6 +591,123 @@ mod tests {
             "{:?}",
             verdict.hints
         );
+    }
+
+    #[test]
+    fn without_a_gpu_a_main_thread_waiting_on_a_pinned_loader_thread_is_input_bound() {
+        let points = feeding(8, 2, 5.0, "loader", 99.0, false);
+        let verdict = judge(&points, 2000.0);
+        assert_eq!((verdict.kind, verdict.cause), (Kind::InputBound, Some(Cause::Cpu)));
+        assert_eq!(
+            verdict.summary,
+            "input-bound: the main thread waited 95 % of the run while thread `loader` was at 99 % of a core"
+        );
+        assert_eq!(verdict.consumer_wait_pct, Some(95.0));
+        let producer = verdict.producer.as_ref().expect("the producer is named");
+        assert_eq!(
+            (producer.kind, producer.name.as_str(), producer.tid),
+            (ProducerKind::Thread, "loader", 43)
+        );
+        assert_eq!(verdict.waits_in, None, "only a Python profile can tell where it waits");
+        assert_eq!(verdict.hints[0].id, "more-workers", "{:?}", verdict.hints);
+        assert!(
+            verdict.hints[0]
+                .text
+                .starts_with("thread `loader` is at 99 % of a core"),
+            "{:?}",
+            verdict.hints
+        );
+        let json = serde_json::to_value(&verdict).expect("serializes");
+        assert_eq!(json["consumer_wait_pct"], 95.0);
+        assert_eq!(
+            json["producer"],
+            serde_json::json!({"kind": "thread", "name": "loader", "pid": 42, "tid": 43, "cpu_pct": 99.0})
+        );
+        assert_eq!(json["waits_in"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn without_a_gpu_a_main_process_waiting_on_a_pinned_worker_process_is_input_bound() {
+        let verdict = judge(&feeding(8, 4, 12.0, "python3", 100.0, true), 2000.0);
+        assert_eq!((verdict.kind, verdict.cause), (Kind::InputBound, Some(Cause::Cpu)));
+        assert_eq!(
+            verdict.summary,
+            "input-bound: the main thread waited 88 % of the run while worker process `python3` (pid 43) was at \
+             100 % of a core"
+        );
+        // A loader that wants the core but waits for it on a busy machine is still the limit.
+        let mut queued = feeding(8, 2, 5.0, "loader", 45.0, false);
+        with(&mut queued, |p| {
+            if let Some(producer) = p.producer.as_mut() {
+                producer.demand_pct = 97.0;
+            }
+        });
+        let verdict = judge(&queued, 2000.0);
+        assert_eq!((verdict.kind, verdict.cause), (Kind::InputBound, Some(Cause::Cpu)));
+        assert!(
+            verdict
+                .summary
+                .ends_with("thread `loader` was at 45 % of a core and waited for a CPU another 52 %"),
+            "{}",
+            verdict.summary
+        );
+    }
+
+    #[test]
+    fn without_a_gpu_a_consumer_waiting_while_its_job_reads_disk_is_input_bound_on_io() {
+        let mut points = feeding(8, 2, 5.0, "reader", 60.0, false);
+        with(&mut points, |p| p.read_bytes_per_s = 90e6);
+        let verdict = judge(&points, 2000.0);
+        assert_eq!((verdict.kind, verdict.cause), (Kind::InputBound, Some(Cause::Io)));
+        assert!(
+            verdict.summary.contains("read 90 MB/s from disk"),
+            "{}",
+            verdict.summary
+        );
+        // Its twin reads nothing and its thread is not pinned: no input to wait for.
+        with(&mut points, |p| p.read_bytes_per_s = 0.0);
+        assert_ne!(judge(&points, 2000.0).kind, Kind::InputBound);
+    }
+
+    #[test]
+    fn busy_single_threaded_jobs_waiters_and_parallel_pools_are_not_input_bound() {
+        // The main thread does the work itself: CPU-bound, as before.
+        let verdict = judge(&feeding(8, 2, 99.0, "python3", 0.0, false), 2000.0);
+        assert_eq!(verdict.kind, Kind::CpuBound, "{verdict:?}");
+        assert_eq!(verdict.consumer_wait_pct, Some(0.0));
+        assert_eq!(verdict.producer, None);
+        // A launcher or test harness that only waits for its one busy thread consumes nothing.
+        let verdict = judge(&feeding(8, 2, 0.0, "test_slow", 99.0, false), 2000.0);
+        assert_eq!(verdict.kind, Kind::CpuBound, "{verdict:?}");
+        // A pool that keeps every core busy is limited by the CPU, not by a loader.
+        let mut pool = feeding(8, 2, 5.0, "worker", 99.0, true);
+        with(&mut pool, |p| p.tree_cpu_pct = 198.0);
+        assert_eq!(judge(&pool, 2000.0).kind, Kind::CpuBound);
+        // A wait that is brief (a fifth of the samples) is not input-bound.
+        let mut brief = feeding(10, 2, 5.0, "loader", 99.0, false);
+        with(&mut brief, |p| {
+            if p.t_ms > 500.0 {
+                p.consumer = Some(crate::diagnose::Consumer {
+                    cpu_pct: 99.0,
+                    idle_pct: 1.0,
+                });
+            }
+        });
+        assert_eq!(judge(&brief, 2500.0).kind, Kind::CpuBound);
+    }
+
+    #[test]
+    fn with_a_gpu_the_rules_stay_and_the_consumer_is_evidence() {
+        let mut points = on_gpu(&[95, 97, 92, 99, 94, 96, 98, 93]);
+        let fed = feeding(8, 4, 5.0, "loader", 99.0, false);
+        for (p, f) in points.iter_mut().zip(fed) {
+            p.consumer = f.consumer;
+            p.producer = f.producer;
+        }
+        let verdict = judge(&points, 2000.0);
+        assert_eq!(verdict.kind, Kind::GpuBound);
+        assert_eq!(verdict.consumer_wait_pct, Some(95.0));
+        assert_eq!(verdict.producer.map(|p| p.name), Some("loader".to_string()));
     }
 
     #[test]

@@ -791,6 +791,7 @@ mod tests {
                     name: "duckdb".into(),
                     cpu_pct: 45.0,
                     rss_bytes: 1,
+                    threads: Vec::new(),
                 }],
                 ..TreeSample::default()
             },

@@ -224,7 +224,7 @@ impl History {
             ExportFormat::Csv => ("csv", "FORMAT CSV, HEADER"),
         };
         let mut files = Vec::new();
-        for table in ["runs", "samples", "gpu_samples", "metrics"] {
+        for table in ["runs", "samples", "gpu_samples", "thread_samples", "metrics"] {
             let file = dir.join(format!("{table}.{extension}"));
             let quoted = file.display().to_string().replace('\'', "''");
             self.conn

@@ -595,7 +595,22 @@ mod store_tests {
                         name: "loader".into(),
                         cpu_pct: 99.0,
                         rss_bytes: 1 << 20,
+                        threads: vec![
+                            crate::sample::ThreadSample {
+                                tid: 43,
+                                name: "loader".into(),
+                                cpu_pct: 97.0,
+                                run_queue_pct: Some(2.0),
+                            },
+                            crate::sample::ThreadSample {
+                                tid: 42,
+                                name: "MainThread".into(),
+                                cpu_pct: 2.0,
+                                run_queue_pct: None,
+                            },
+                        ],
                     }],
+                    main_pid: Some(42),
                     ..Default::default()
                 },
                 gpus: vec![crate::sample::GpuSample {
@@ -643,6 +658,13 @@ mod store_tests {
                 Cell::Null
             ]
         );
+        let threads = history
+            .query("SELECT count(*), count(DISTINCT name), max(cpu_pct), bool_and(main_process) FROM thread_samples WHERE pid = 42")
+            .expect("thread samples");
+        assert_eq!(
+            threads.rows[0],
+            vec![Cell::Int(10), Cell::Int(2), Cell::Float(97.0), Cell::Bool(true)]
+        );
         let samples = history
             .query(
                 "SELECT count(*), max(busiest_name), max(busiest_cpu_pct), max(host_core_max_pct), \
@@ -672,6 +694,16 @@ mod store_tests {
             Some(("loader", 99.0))
         );
         assert_eq!(loaded[4].tree.rss_bytes, 1 << 20);
+        // Its threads too, busiest first, with the main process marked.
+        assert_eq!(loaded[4].tree.main_pid, Some(42));
+        assert_eq!(
+            loaded[4].tree.top[0]
+                .threads
+                .iter()
+                .map(|t| (t.name.as_str(), t.cpu_pct, t.run_queue_pct))
+                .collect::<Vec<_>>(),
+            vec![("loader", 97.0, Some(2.0)), ("MainThread", 2.0, None)]
+        );
         assert_eq!(loaded[4].gpus.len(), 1);
         assert_eq!(
             (loaded[4].gpus[0].util_pct, loaded[4].gpus[0].job_present),

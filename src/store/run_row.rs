@@ -105,6 +105,15 @@ pub struct RunEnd {
     /// The verdict's GPUs one by one, as JSON; `None` when the run held none.
     #[serde(default)]
     pub gpu_verdicts: Option<String>,
+    /// Share of the run the job's consuming thread waited while another thread was busy.
+    #[serde(default)]
+    pub consumer_wait_pct: Option<f64>,
+    /// `thread` or `process`: what the consumer waited for.
+    #[serde(default)]
+    pub producer_kind: Option<String>,
+    /// Its name.
+    #[serde(default)]
+    pub producer_name: Option<String>,
 }
 
 fn bytes(value: Option<u64>) -> Option<i64> {
@@ -178,6 +187,11 @@ impl RunRow {
                 gpu_verdicts: verdict
                     .filter(|v| !v.gpus.is_empty())
                     .and_then(|v| serde_json::to_string(&v.gpus).ok()),
+                consumer_wait_pct: verdict.and_then(|v| v.consumer_wait_pct),
+                producer_kind: verdict
+                    .and_then(|v| v.producer.as_ref())
+                    .map(|p| p.kind.as_str().to_string()),
+                producer_name: verdict.and_then(|v| v.producer.as_ref()).map(|p| p.name.clone()),
             }),
             ..Self::started(&started, recorder, host)
         }
@@ -230,7 +244,8 @@ impl RunRow {
              gpu_util_mean_pct = ?, gpu_mem_peak_bytes = ?, gpu_on_fraction = ?, verdict = ?, verdict_cause = ?, \
              verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, stalls = ?, stall_ms = ?, hints = {}, hint_ids = {}, \
              regression = ?, regression_ratio = ?, baseline_ms = ?, query_rows = ?, query_ms = ?, query_profile = ?, \
-             metric_summary = ?, run_queue_delay_pct = ?, baseline_runs = ?, gpu_verdicts = ? WHERE run_id = ?::UUID",
+             metric_summary = ?, run_queue_delay_pct = ?, baseline_runs = ?, gpu_verdicts = ?, consumer_wait_pct = ?, \
+             producer_kind = ?, producer_name = ? WHERE run_id = ?::UUID",
             list_placeholders(end.hints.len()),
             list_placeholders(end.hint_ids.len())
         );
@@ -269,6 +284,9 @@ impl RunRow {
             &end.run_queue_delay_pct,
             &end.baseline_runs,
             &end.gpu_verdicts,
+            &end.consumer_wait_pct,
+            &end.producer_kind,
+            &end.producer_name,
             &self.run_id,
         ]);
         conn.execute(&sql, values.as_slice())

@@ -1,11 +1,11 @@
-//! Writes samples into `samples` and `gpu_samples`, and metric values into `metrics`, with
+//! Writes samples into `samples`, `gpu_samples` and `thread_samples`, and metric values into `metrics`, with
 //! DuckDB's Appender (a batch at a time: row-by-row INSERTs would cost more than the sampling
 //! itself); reads a past run's samples back for the TUI.
 
 use duckdb::{params, Connection};
 
 use crate::event::RunKey;
-use crate::sample::{GpuSample, HostSample, ProcessSample, Sample, TreeSample};
+use crate::sample::{GpuSample, HostSample, ProcessSample, Sample, ThreadSample, TreeSample};
 
 /// One sample of one run, as the recorder keeps it until the next batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,11 +74,32 @@ pub fn append(conn: &Connection, rows: &[SampleRow]) -> duckdb::Result<()> {
             ])?;
         }
     }
-    gpus.flush()
+    gpus.flush()?;
+    drop(gpus);
+    let mut threads = conn.appender("thread_samples")?;
+    for row in rows {
+        let tree = &row.sample.tree;
+        for process in &tree.top {
+            for t in &process.threads {
+                threads.append_row(params![
+                    row.run_id,
+                    row.sample.t_ms,
+                    process.pid,
+                    t.tid,
+                    t.name,
+                    f64::from(t.cpu_pct),
+                    t.run_queue_pct.map(f64::from),
+                    Some(process.pid) == tree.main_pid,
+                ])?;
+            }
+        }
+    }
+    threads.flush()
 }
 
 /// The samples of run `run_id`, oldest first, as far as the history keeps them: the busiest
-/// process stands for the tree's top processes, and the per-core readings are not kept.
+/// process and those whose threads were kept stand for the tree's top processes (a process known
+/// only by its threads is named after its main thread), and the per-core readings are not kept.
 pub fn load(conn: &Connection, run_id: &str) -> duckdb::Result<Vec<Sample>> {
     let mut stmt = conn.prepare(
         "SELECT t_ms, cpu_pct, rss_bytes, processes, threads, busiest_pid, busiest_name, busiest_cpu_pct, \
@@ -93,6 +114,7 @@ pub fn load(conn: &Connection, run_id: &str) -> duckdb::Result<Vec<Sample>> {
                     name,
                     cpu_pct: row.get::<_, Option<f64>>(7)?.unwrap_or(0.0) as f32,
                     rss_bytes: 0,
+                    threads: Vec::new(),
                 }],
                 _ => Vec::new(),
             };
@@ -108,6 +130,7 @@ pub fn load(conn: &Connection, run_id: &str) -> duckdb::Result<Vec<Sample>> {
                     write_bytes_per_s: row.get::<_, Option<f64>>(9)?.unwrap_or(0.0),
                     run_queue_delay_pct: row.get::<_, Option<f64>>(15)?.map(|p| p as f32),
                     top: busiest,
+                    main_pid: None,
                 },
                 host: HostSample {
                     cpu_pct: row.get::<_, Option<f64>>(10)?.unwrap_or(0.0) as f32,
@@ -151,18 +174,63 @@ pub fn load(conn: &Connection, run_id: &str) -> duckdb::Result<Vec<Sample>> {
         };
         Ok((t_ms, gpu))
     })?;
+    attach(&mut samples, gpus, |sample, gpu| sample.gpus.push(gpu))?;
+    let mut stmt = conn.prepare(
+        "SELECT t_ms, pid, tid, name, cpu_pct, run_queue_pct, main_process FROM thread_samples \
+         WHERE run_id = ?::UUID ORDER BY t_ms, pid, cpu_pct DESC, tid",
+    )?;
+    let threads = stmt.query_map([run_id], |row| {
+        let thread = ThreadSample {
+            tid: row.get(2)?,
+            name: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
+            cpu_pct: row.get::<_, Option<f64>>(4)?.unwrap_or(0.0) as f32,
+            run_queue_pct: row.get::<_, Option<f64>>(5)?.map(|p| p as f32),
+        };
+        let main = row.get::<_, Option<bool>>(6)?.unwrap_or(false);
+        Ok((row.get(0)?, (row.get::<_, u32>(1)?, main, thread)))
+    })?;
+    attach(&mut samples, threads, |sample, (pid, main, thread)| {
+        let tree = &mut sample.tree;
+        if main {
+            tree.main_pid = Some(pid);
+        }
+        let at = match tree.top.iter().position(|p| p.pid == pid) {
+            Some(at) => at,
+            None => {
+                tree.top.push(ProcessSample {
+                    pid,
+                    ..ProcessSample::default()
+                });
+                tree.top.len() - 1
+            }
+        };
+        let process = &mut tree.top[at];
+        if thread.tid == pid && process.name.is_empty() {
+            process.name = thread.name.clone();
+        }
+        process.threads.push(thread);
+    })?;
+    Ok(samples)
+}
+
+/// Puts each of `rows` (`t_ms` and a reading, in time order) into the sample of the same time.
+fn attach<T>(
+    samples: &mut [Sample],
+    rows: impl Iterator<Item = duckdb::Result<(f64, T)>>,
+    mut put: impl FnMut(&mut Sample, T),
+) -> duckdb::Result<()> {
     // Both lists are in time order: walk them together.
     let mut at = 0;
-    for gpu in gpus {
-        let (t_ms, gpu) = gpu?;
+    for row in rows {
+        let (t_ms, value) = row?;
         while samples.get(at).is_some_and(|s| s.t_ms < t_ms) {
             at += 1;
         }
         if let Some(sample) = samples.get_mut(at).filter(|s| s.t_ms == t_ms) {
-            sample.gpus.push(gpu);
+            put(sample, value);
         }
     }
-    Ok(samples)
+    Ok(())
 }
 
 fn unsigned(value: Option<i64>) -> u64 {

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
     include_str!("schema_v11.sql"),
+    include_str!("schema_v8.sql"),
 ];
 
 /// The schema version this looptop writes.
@@ -116,6 +117,15 @@ mod tests {
             )
             .expect("query");
         assert_eq!((runs, samples, column), (1, 1, None));
+        // Later tables start empty and later columns read NULL for the old run.
+        let (threads, waited): (i64, Option<f64>) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM thread_samples), (SELECT any_value(consumer_wait_pct) FROM runs)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("query");
+        assert_eq!((threads, waited), (0, None));
         // A later looptop's file is refused, untouched.
         let later: Vec<&str> = MIGRATIONS
             .iter()

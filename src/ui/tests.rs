@@ -110,7 +110,9 @@ fn sample(t_ms: f64, util: u32, loader_cpu: f32) -> Sample {
                 name: "python".into(),
                 cpu_pct: loader_cpu,
                 rss_bytes: 1_900_000_000,
+                threads: Vec::new(),
             }],
+            main_pid: Some(4242),
         },
         gpus: vec![GpuSample {
             index: 0,

@@ -76,6 +76,36 @@ fn the_ml_project_jobs_pass_and_say_what_they_see() {
     }
 }
 
+/// The ML example's starved loader, on a machine without a GPU: its loader thread, and its
+/// loader worker process, are pinned while the training loop waits, which looptop calls
+/// input-bound (cause cpu) and names.
+#[test]
+fn the_starved_loader_example_is_input_bound_without_a_gpu() {
+    let project = Project::new().with_env("LOOPTOP_NVML_LIB", "/nonexistent/libnvidia-ml.so.1");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ml-project");
+    copy_tree(&example, &project.path());
+    for (prefetch, kind, named) in [
+        ("thread", "thread", "thread `loader`"),
+        ("process", "process", "worker process `loader`"),
+    ] {
+        // Too few steps to learn (the job fails its accuracy check): its verdict is what counts.
+        let cmd = format!("python3 train.py --steps 16 --loader starved --prefetch {prefetch}");
+        let done = project.run(&["run", "--once", "--json", "--", &cmd]);
+        let events = crate::harness::json_rows(&done.stdout);
+        let verdict = &crate::harness::run_finished(&events)["verdict"];
+        assert_eq!(
+            (verdict["kind"].as_str(), verdict["cause"].as_str()),
+            (Some("input-bound"), Some("cpu")),
+            "{prefetch}: {verdict:#}"
+        );
+        assert_eq!(verdict["producer"]["kind"], kind, "{verdict:#}");
+        assert!(
+            verdict["summary"].as_str().is_some_and(|s| s.contains(named)),
+            "{prefetch}: {verdict:#}"
+        );
+    }
+}
+
 /// The binary of a Cargo example, built next to this test by `cargo test`.
 fn cargo_example(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -92,12 +122,12 @@ fn cargo_example(name: &str) -> std::path::PathBuf {
 #[test]
 fn the_training_step_example_shows_its_bottleneck_to_looptop() {
     let example = cargo_example("training_step");
-    let project = Project::new();
+    let project = Project::new().with_env("LOOPTOP_NVML_LIB", "/nonexistent/libnvidia-ml.so.1");
     for (job, load, compute, bound) in [("input", 40, 2, "input-bound"), ("compute", 2, 40, "compute-bound")] {
         project.write(
             "looptop.toml",
             &format!(
-                "[[job]]\nname = \"{job}\"\ncommand = [{:?}, \"--steps\", \"25\", \"--load-ms\", \"{load}\", \"--compute-ms\", \"{compute}\"]\nmetrics = [\"tqdm\"]\n",
+                "[[job]]\nname = \"{job}\"\ncommand = [{:?}, \"--steps\", \"40\", \"--load-ms\", \"{load}\", \"--compute-ms\", \"{compute}\"]\nmetrics = [\"tqdm\"]\n",
                 example.display().to_string()
             ),
         );
@@ -114,6 +144,20 @@ fn the_training_step_example_shows_its_bottleneck_to_looptop() {
         // Sampled: the busiest process is the example itself.
         let verdict = &finished["verdict"];
         assert!(verdict["busiest_cpu_pct"].as_f64().unwrap_or(0.0) > 0.0, "{verdict}");
+        // Without a GPU too, looptop sees the step waiting on its `loader` thread, or not.
+        if job == "input" {
+            assert_eq!(
+                (
+                    verdict["kind"].as_str(),
+                    verdict["cause"].as_str(),
+                    verdict["producer"]["name"].as_str()
+                ),
+                (Some("input-bound"), Some("cpu"), Some("loader")),
+                "{verdict:#}"
+            );
+        } else {
+            assert_ne!(verdict["kind"], "input-bound", "{verdict:#}");
+        }
         let log = std::fs::read_to_string(finished["log"].as_str().expect("log path")).expect("run log");
         assert!(log.contains(bound), "{job}: {log}");
     }

@@ -179,7 +179,7 @@ fn export_writes_one_file_per_table() {
     for format in ["parquet", "csv"] {
         let done = project.run(&["export", "--format", format, "--out", out_str]);
         assert!(done.status.success(), "{format}: {}", done.stderr);
-        for table in ["runs", "samples", "gpu_samples", "metrics"] {
+        for table in ["runs", "samples", "gpu_samples", "thread_samples", "metrics"] {
             assert!(out.join(format!("{table}.{format}")).is_file(), "{table}.{format}");
         }
     }

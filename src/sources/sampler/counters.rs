@@ -130,7 +130,15 @@ pub struct Meter {
 impl Meter {
     /// The tree's sample from the readings of its live processes taken at `at`; `uptime_s` (the
     /// system's uptime then) gives a first-seen process its CPU average since it started.
-    pub fn sample(&mut self, readings: Vec<Reading>, threads: u32, at: Instant, uptime_s: Option<f64>) -> TreeSample {
+    /// `main_pid` (the job's main process) is kept in `top` even when busier ones fill it.
+    pub fn sample(
+        &mut self,
+        readings: Vec<Reading>,
+        threads: u32,
+        at: Instant,
+        uptime_s: Option<f64>,
+        main_pid: Option<u32>,
+    ) -> TreeSample {
         // A vanished process's counted I/O now sits in its parent's counters: take it out there.
         let mut reaped: HashMap<u32, (u64, u64)> = HashMap::new();
         let live: HashMap<u32, ProcessId> = readings.iter().map(|r| (r.id.pid, r.id)).collect();
@@ -145,6 +153,7 @@ impl Meter {
         }
         let mut tree = TreeSample {
             threads,
+            main_pid,
             ..TreeSample::default()
         };
         let (mut read_per_s, mut write_per_s) = (0.0, 0.0);
@@ -154,17 +163,13 @@ impl Meter {
         for reading in readings {
             let before = self.seen.get(&reading.id.pid).filter(|s| s.reading.id == reading.id);
             let wall_s = before.map(|s| at.saturating_duration_since(s.at).as_secs_f64());
-            let cpu_pct = match (before, wall_s) {
-                (Some(before), Some(wall)) if wall > 0.0 => {
-                    reading.cpu_ticks.saturating_sub(before.reading.cpu_ticks) as f64 / wall
-                }
-                (Some(_), _) => 0.0,
-                // Seen for the first time: its average since it started.
-                (None, _) => uptime_s
-                    .map(|up| up - reading.id.start_ticks as f64 / TICKS_PER_SECOND)
-                    .filter(|&age| age > 0.0)
-                    .map_or(0.0, |age| reading.cpu_ticks as f64 / age),
-            } as f32;
+            let cpu_pct = cpu_pct(
+                reading.cpu_ticks,
+                before.map(|b| (b.reading.cpu_ticks, b.at)),
+                reading.id.start_ticks,
+                at,
+                uptime_s,
+            );
             if let (Some(before), Some(wall)) = (before, wall_s.filter(|&w| w > 0.0)) {
                 let (reaped_read, reaped_write) = reaped.get(&reading.id.pid).copied().unwrap_or_default();
                 let change = |now: Option<u64>, then: Option<u64>, counted_elsewhere: u64| match (now, then) {
@@ -190,6 +195,7 @@ impl Meter {
                 name: reading.name.clone(),
                 cpu_pct,
                 rss_bytes: reading.rss_bytes,
+                threads: Vec::new(),
             });
             let (first_read, first_write) = match before {
                 Some(b) => (b.first_read, b.first_write),
@@ -207,7 +213,14 @@ impl Meter {
         }
         self.seen = next;
         all.sort_by(|a, b| b.cpu_pct.total_cmp(&a.cpu_pct).then(b.rss_bytes.cmp(&a.rss_bytes)));
-        all.truncate(TOP_PROCESSES);
+        // The main process stays, after the busiest, however idle: its threads are evidence.
+        let main_cut = main_pid
+            .and_then(|m| all.iter().position(|p| p.pid == m))
+            .filter(|&at| at >= TOP_PROCESSES);
+        if let Some(at) = main_cut {
+            all.swap(TOP_PROCESSES, at);
+        }
+        all.truncate(TOP_PROCESSES + usize::from(main_cut.is_some()));
         tree.top = all;
         tree.read_bytes_per_s = read_per_s;
         tree.write_bytes_per_s = write_per_s;
@@ -215,6 +228,33 @@ impl Meter {
         tree.run_queue_delay_pct = queue_ns_per_s.map(|ns| (ns / 1e7) as f32);
         tree
     }
+}
+
+/// CPU in % of one core of a process or thread at `cpu_ticks` now, from its previous reading
+/// (`before`: its ticks then, and when); seen for the first time, its average since it started
+/// (at `start_ticks` after boot, the system being up `uptime_s`).
+pub fn cpu_pct(
+    cpu_ticks: u64,
+    before: Option<(u64, Instant)>,
+    start_ticks: u64,
+    at: Instant,
+    uptime_s: Option<f64>,
+) -> f32 {
+    let pct = match before {
+        Some((then, when)) => {
+            let wall = at.saturating_duration_since(when).as_secs_f64();
+            if wall > 0.0 {
+                cpu_ticks.saturating_sub(then) as f64 / wall
+            } else {
+                0.0
+            }
+        }
+        None => uptime_s
+            .map(|up| up - start_ticks as f64 / TICKS_PER_SECOND)
+            .filter(|&age| age > 0.0)
+            .map_or(0.0, |age| cpu_ticks as f64 / age),
+    };
+    pct as f32
 }
 
 /// The system's uptime in seconds (`/proc/uptime`).
@@ -265,7 +305,7 @@ mod tests {
         let mut samples = Vec::new();
         for _ in 0..2 {
             let readings: Vec<Reading> = read(proc_root, pid, 4096).into_iter().collect();
-            samples.push(meter.sample(readings, 1, Instant::now(), uptime_s(proc_root)));
+            samples.push(meter.sample(readings, 1, Instant::now(), uptime_s(proc_root), None));
             std::thread::sleep(Duration::from_millis(300));
         }
         let _ = child.kill();
@@ -312,13 +352,14 @@ mod tests {
         let mut meter = Meter::default();
         let t0 = Instant::now();
         // 900 kB read over its whole life before looptop first saw it: no rate from that.
-        let first = meter.sample(vec![process(10, 5, 1, 900_000, &[(10, 0)])], 1, t0, None);
+        let first = meter.sample(vec![process(10, 5, 1, 900_000, &[(10, 0)])], 1, t0, None, None);
         assert_eq!(first.read_bytes_per_s, 0.0);
         assert_eq!(first.run_queue_delay_pct, None);
         let second = meter.sample(
             vec![process(10, 5, 1, 1_900_000, &[(10, 125_000_000)])],
             1,
             t0 + Duration::from_millis(250),
+            None,
             None,
         );
         assert!((second.read_bytes_per_s - 4e6).abs() < 1.0, "{second:?}");
@@ -330,6 +371,7 @@ mod tests {
             1,
             t0 + Duration::from_micros(250_069),
             None,
+            None,
         );
         assert_eq!(third.read_bytes_per_s, 0.0);
     }
@@ -338,7 +380,7 @@ mod tests {
     fn a_reused_pid_is_a_new_process_and_a_vanished_one_contributes_nothing() {
         let mut meter = Meter::default();
         let t0 = Instant::now();
-        meter.sample(vec![process(10, 5, 1, 5_000_000_000, &[])], 1, t0, None);
+        meter.sample(vec![process(10, 5, 1, 5_000_000_000, &[])], 1, t0, None, None);
         // Same pid, another process (started later) with fewer bytes: no rate at all, neither
         // the old one's total nor a wrapped-around difference.
         let reused = meter.sample(
@@ -346,9 +388,10 @@ mod tests {
             1,
             t0 + Duration::from_millis(250),
             None,
+            None,
         );
         assert_eq!(reused.read_bytes_per_s, 0.0);
-        let gone = meter.sample(Vec::new(), 0, t0 + Duration::from_millis(500), None);
+        let gone = meter.sample(Vec::new(), 0, t0 + Duration::from_millis(500), None, None);
         assert_eq!((gone.processes, gone.read_bytes_per_s), (0, 0.0));
     }
 
@@ -364,6 +407,7 @@ mod tests {
             2,
             at(0),
             None,
+            None,
         );
         counted += meter
             .sample(
@@ -371,12 +415,13 @@ mod tests {
                 2,
                 at(250),
                 None,
+                None,
             )
             .read_bytes_per_s
             * 0.25;
         // The reader read 4 MB more, exited and was reaped: its 12 MB are now the shell's.
         counted += meter
-            .sample(vec![process(10, 5, 1, 12_000_000, &[])], 1, at(500), None)
+            .sample(vec![process(10, 5, 1, 12_000_000, &[])], 1, at(500), None, None)
             .read_bytes_per_s
             * 0.25;
         assert!((counted - 12e6).abs() < 1.0, "counted {counted} bytes of 12 MB");
@@ -403,7 +448,7 @@ mod tests {
                     readings.push(process(pid, generation, 1, *b, &[]));
                 }
             }
-            let sample = meter.sample(readings, 4, t0 + Duration::from_micros(at_us), None);
+            let sample = meter.sample(readings, 4, t0 + Duration::from_micros(at_us), None, None);
             assert!(sample.read_bytes_per_s < NO_DISK_IS_FASTER, "step {step}: {sample:?}");
             assert!(sample.read_bytes_per_s <= 4e9 + 1.0, "step {step}: {sample:?}");
             total_counted += sample.read_bytes_per_s * gap_us as f64 / 1e6;

@@ -7,9 +7,10 @@ pub mod counters;
 pub mod gpu;
 pub mod pidns;
 pub mod system;
+pub mod threads;
 pub mod tree;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -86,6 +87,8 @@ struct Tracked {
     tree: ProcessTree,
     /// The run's own previous readings: its rates never depend on when other runs were read.
     meter: counters::Meter,
+    /// The same for the threads of its busiest processes.
+    threads: threads::ThreadMeter,
     spawned_at: Instant,
 }
 
@@ -93,12 +96,20 @@ impl Tracked {
     /// Reads the tree's members at `now`: the sample of the run's processes.
     fn read(&mut self, members: &BTreeSet<u32>, page_bytes: u64, now: Instant) -> crate::sample::TreeSample {
         let proc_root = Path::new(PROC);
-        let readings = members
+        let readings: Vec<counters::Reading> = members
             .iter()
             .filter_map(|&pid| counters::read(proc_root, pid, page_bytes))
             .collect();
-        self.meter
-            .sample(readings, self.tree.threads(), now, counters::uptime_s(proc_root))
+        let parents: Vec<(u32, u32)> = readings.iter().map(|r| (r.id.pid, r.ppid)).collect();
+        let main = self.tree.main_process(&parents);
+        let run_queue_ns: HashMap<u32, BTreeMap<u32, u64>> = readings
+            .iter()
+            .filter_map(|r| Some((r.id.pid, r.run_queue_ns.clone()?)))
+            .collect();
+        let uptime_s = counters::uptime_s(proc_root);
+        let mut tree = self.meter.sample(readings, self.tree.threads(), now, uptime_s, main);
+        self.threads.fill(proc_root, &mut tree, &run_queue_ns, now, uptime_s);
+        tree
     }
 }
 
@@ -156,6 +167,7 @@ fn sample_forever(settings: &SamplerSettings, rx: &mpsc::Receiver<Command>, even
                 let mut run = Tracked {
                     tree: ProcessTree::new(pid),
                     meter: counters::Meter::default(),
+                    threads: threads::ThreadMeter::default(),
                     spawned_at: at,
                 };
                 let now = Instant::now();

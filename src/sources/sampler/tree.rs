@@ -15,6 +15,13 @@ use std::time::{Duration, Instant};
 /// The slowest way of finding new processes runs at most this often.
 pub const FULL_SCAN_EVERY: Duration = Duration::from_secs(1);
 
+/// Wrappers (shells, launchers) looked through to find the job's main process, at most.
+const MAX_WRAPPERS: usize = 8;
+
+/// Kernel functions a process waiting for its child sleeps in (`/proc/<pid>/wchan`), matched
+/// whole: a futex wait is `futex_do_wait` on recent kernels.
+const WAIT_FOR_CHILD: [&str; 4] = ["do_wait", "kernel_wait4", "kernel_waitid", "do_wait4"];
+
 /// A run's set of processes.
 #[derive(Debug, Clone)]
 pub struct ProcessTree {
@@ -100,6 +107,34 @@ impl ProcessTree {
     /// Threads of the members, counted by the last refresh.
     pub fn threads(&self) -> u32 {
         self.threads
+    }
+
+    /// The job's main process, from each live member's `(pid, ppid)`: the leader, or, while a
+    /// process only waits for its one child to exit (a shell, a launcher: its main thread sleeps
+    /// in `wait4`, as `/proc/<pid>/wchan` tells), that child. `None` when the leader is gone or a
+    /// waiting process has several children (which one is the job's cannot be told).
+    pub fn main_process(&self, parents: &[(u32, u32)]) -> Option<u32> {
+        let mut pid = self.leader;
+        if !parents.iter().any(|&(p, _)| p == pid) {
+            return None;
+        }
+        for _ in 0..MAX_WRAPPERS {
+            if !self.waits_for_child(pid) {
+                return Some(pid);
+            }
+            let mut children = parents.iter().filter(|&&(_, parent)| parent == pid);
+            match (children.next(), children.next()) {
+                (Some(&(child, _)), None) => pid = child,
+                _ => return None,
+            }
+        }
+        Some(pid)
+    }
+
+    /// Whether `pid`'s main thread sleeps waiting for a child to exit (`wait4`, `waitpid`).
+    fn waits_for_child(&self, pid: u32) -> bool {
+        fs::read_to_string(self.proc_root.join(pid.to_string()).join("wchan"))
+            .is_ok_and(|wchan| WAIT_FOR_CHILD.contains(&wchan.trim()))
     }
 
     fn threads_of(&self, pid: u32) -> Option<Vec<u32>> {
@@ -205,6 +240,57 @@ mod tests {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+    }
+
+    #[test]
+    fn the_main_process_is_the_one_a_shell_waits_for() {
+        // sh waits for its one child (sh -c with two commands does not exec the last).
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 30; true"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        let mut tree = ProcessTree::new(pid);
+        let parents = |tree: &mut ProcessTree| -> Vec<(u32, u32)> {
+            let members = tree.refresh(Instant::now() + FULL_SCAN_EVERY * 2).clone();
+            members
+                .iter()
+                .filter_map(|&p| {
+                    let stat = fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+                    let ppid = stat[stat.rfind(')')? + 1..]
+                        .split_ascii_whitespace()
+                        .nth(1)?
+                        .parse()
+                        .ok()?;
+                    Some((p, ppid))
+                })
+                .collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut found = None;
+        while Instant::now() < deadline {
+            let family = parents(&mut tree);
+            found = tree.main_process(&family).filter(|&m| m != pid);
+            if found.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let sleeper = found.expect("the shell's child is the main process");
+        let name = fs::read_to_string(format!("/proc/{sleeper}/comm")).unwrap_or_default();
+        assert_eq!(name.trim(), "sleep");
+        // A process that is not waiting for a child is its own main process.
+        let mut alone = ProcessTree::new(sleeper);
+        let family = parents(&mut alone);
+        assert_eq!(alone.main_process(&family), Some(sleeper));
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(sleeper).unwrap_or(0)),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        assert_eq!(tree.main_process(&[]), None, "a gone leader has no main process");
     }
 
     #[test]

@@ -176,6 +176,13 @@ pub enum Event {
         /// When it was reaped.
         at: Instant,
     },
+    /// A test job's runner reported its tests (sent just before `RunReaped`).
+    TestsCollected {
+        /// Which run.
+        key: RunKey,
+        /// What it reported.
+        results: Box<crate::diagnose::tests::TestResults>,
+    },
     /// A run's whole process group is gone: the run is over.
     RunReaped {
         /// Which run.

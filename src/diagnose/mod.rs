@@ -1,7 +1,8 @@
 //! Diagnosis: pure functions that say why a loop is slow. `verdict` classifies one run from its
 //! samples (GPU-bound, input-bound, GPU unused, contended, CPU- or I/O-bound, waiting) with the evidence,
 //! `hints` turns the evidence into at most three actionable lines, `stall` spots a starved GPU
-//! live, and `regression` compares a run's duration with the job's recent runs. Every threshold
+//! live, and `regression` compares a run's duration with the job's recent runs, and `tests` judges a test
+//! job's per-test results the same way. Every threshold
 //! lives in `thresholds`.
 
 pub mod hints;
@@ -9,6 +10,7 @@ pub mod metrics;
 pub mod query;
 pub mod regression;
 pub mod stall;
+pub mod tests;
 pub mod thresholds;
 pub mod verdict;
 

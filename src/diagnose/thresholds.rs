@@ -56,3 +56,10 @@ pub const MIN_BASELINE_RUNS: usize = 5;
 pub const NOISE_MADS: f64 = 3.0;
 /// ... and this share of the baseline's median, to be flagged.
 pub const MIN_CHANGE_SHARE: f64 = 0.10;
+
+/// Per-test regressions use the same rule as runs, and a test is named slower only when it also
+/// takes at least this much longer than its baseline's median (a 1 ms test that takes 4 ms is
+/// noise, not news).
+pub const TEST_MIN_SLOWER_MS: f64 = 20.0;
+/// `run_finished.tests.slowest` names this many tests.
+pub const SLOWEST_TESTS: usize = 5;

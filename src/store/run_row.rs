@@ -102,6 +102,15 @@ pub struct RunEnd {
     /// How many passing runs the regression was measured against.
     #[serde(default)]
     pub baseline_runs: Option<u32>,
+    /// A test job's selection: full, first, only.
+    #[serde(default)]
+    pub test_selection: Option<String>,
+    /// A test job's `run_finished.tests`, as JSON.
+    #[serde(default)]
+    pub tests: Option<String>,
+    /// A test job's tests, one row each.
+    #[serde(default)]
+    pub test_cases: Vec<super::test_cases::TestCaseRow>,
 }
 
 fn bytes(value: Option<u64>) -> Option<i64> {
@@ -132,6 +141,8 @@ impl RunRow {
         let started = RunStarted {
             run: finished.run.clone(),
             pid: 0,
+            targets: None,
+            selection: None,
         };
         let usage = &finished.usage;
         let verdict = finished.verdict.as_ref();
@@ -172,6 +183,13 @@ impl RunRow {
                     .flatten(),
                 run_queue_delay_pct: usage.run_queue_delay_pct,
                 baseline_runs: regression.map(|r| u32::try_from(r.baseline_runs).unwrap_or(u32::MAX)),
+                test_selection: finished.tests.as_ref().map(|t| t.selection.as_str().to_string()),
+                tests: finished.tests.as_ref().and_then(|t| serde_json::to_string(t).ok()),
+                test_cases: finished
+                    .tests
+                    .as_ref()
+                    .map(super::test_cases::TestCaseRow::all)
+                    .unwrap_or_default(),
             }),
             ..Self::started(&started, recorder, host)
         }
@@ -189,6 +207,9 @@ impl RunRow {
         }
         if let Some(end) = &self.end {
             self.update_end(conn, end)?;
+            if end.test_selection.is_some() {
+                super::test_cases::write(conn, &self.run_id, &end.test_cases)?;
+            }
         }
         Ok(())
     }
@@ -224,7 +245,8 @@ impl RunRow {
              gpu_util_mean_pct = ?, gpu_mem_peak_bytes = ?, gpu_on_fraction = ?, verdict = ?, verdict_cause = ?, \
              verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, stalls = ?, stall_ms = ?, hints = {}, hint_ids = {}, \
              regression = ?, regression_ratio = ?, baseline_ms = ?, query_rows = ?, query_ms = ?, query_profile = ?, \
-             metric_summary = ?, run_queue_delay_pct = ?, baseline_runs = ? WHERE run_id = ?::UUID",
+             metric_summary = ?, run_queue_delay_pct = ?, baseline_runs = ?, test_selection = ?, tests = ? \
+             WHERE run_id = ?::UUID",
             list_placeholders(end.hints.len()),
             list_placeholders(end.hint_ids.len())
         );
@@ -262,6 +284,8 @@ impl RunRow {
             &end.metric_summary,
             &end.run_queue_delay_pct,
             &end.baseline_runs,
+            &end.test_selection,
+            &end.tests,
             &self.run_id,
         ]);
         conn.execute(&sql, values.as_slice())

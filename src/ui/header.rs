@@ -71,6 +71,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now
                 format!("  last {mark} {}", short_duration(last.duration_ms)),
                 theme.outcome(last.outcome),
             ));
+            if let Some(tests) = &last.tests {
+                let words = crate::diagnose::tests::headline(tests);
+                first.push(Span::styled(format!(" · {}", one_line(&words)), theme.dim));
+            }
         }
         if view.paused && job.active.is_some() {
             first.push(Span::styled("  (watching paused)", theme.warn));

@@ -359,3 +359,47 @@ fn memory_shows_what_the_processes_last_had_not_the_empty_tree_after_they_exit()
         .unwrap_or_else(|| panic!("no rss row:\n{screen}"));
     assert!(rss.contains("2.3 GB") && !rss.contains(" 0 B"), "{rss}");
 }
+
+#[test]
+fn a_test_job_shows_its_selection_in_the_header_and_its_tests_in_the_run() {
+    use crate::diagnose::tests::{Selection, SlowTest, SlowerTest, TestsReport};
+    let now = Instant::now();
+    let mut state = base(now);
+    let tests = TestsReport {
+        count: 3,
+        passed: 3,
+        total: Some(212),
+        affected: Some(3),
+        selection: Selection::First,
+        slowest: vec![SlowTest {
+            nodeid: "tests/test_b.py::test_load".into(),
+            duration_ms: 250.0,
+        }],
+        slower: vec![SlowerTest {
+            nodeid: "tests/test_b.py::test_load".into(),
+            ratio: 5.0,
+            baseline_ms: 50.0,
+        }],
+        ..TestsReport::default()
+    };
+    let run = crate::report::RunIdentity {
+        run_id: "run-40".into(),
+        job: "train".into(),
+        command: "pytest".into(),
+        kind: crate::config::JobKind::Test,
+        trigger: vec!["src/data.py".into()],
+        ts: SystemTime::UNIX_EPOCH,
+        log: None,
+    };
+    let mut last = crate::report::RunFinished::passed_for_test(run, 1300.0);
+    last.tests = Some(tests);
+    state.jobs[1].last = Some(last.clone());
+    if let Some(view) = state.view.as_mut() {
+        view.jobs[1].finished(&last);
+        view.cursor = Some(40);
+    }
+    let text = text(&render(&state, &Theme::default_theme(false), 160, 48, now));
+    assert!(text.contains("3 of 212 tests (affected)"), "{text}");
+    assert!(text.contains("slower: tests/test_b.py::test_load 5.0x"), "{text}");
+    assert!(text.contains("slowest: tests/test_b.py::test_load 250.0 ms"), "{text}");
+}

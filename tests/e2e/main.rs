@@ -15,6 +15,7 @@ mod readme;
 mod safety;
 mod sampling;
 mod stopping;
+mod test_jobs;
 mod trust;
 mod tui;
 mod watching;

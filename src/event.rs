@@ -150,6 +150,8 @@ pub enum Event {
         wall: SystemTime,
         /// Where its full output is written, if anywhere.
         log: Option<PathBuf>,
+        /// For a test job: which tests go first, and why.
+        tests: Option<Box<crate::diagnose::tests::TestPlan>>,
     },
     /// A run could not be started.
     SpawnFailed {

@@ -74,6 +74,8 @@ pub struct TestCase {
     pub duration_ms: f64,
     /// The first line of what went wrong, for a failure.
     pub message: Option<String>,
+    /// When its result was known, in ms after the run's start (when the runner says).
+    pub finished_ms: Option<f64>,
 }
 
 /// What a run's test runner reported.
@@ -417,6 +419,7 @@ mod tests {
             outcome,
             duration_ms,
             message: None,
+            finished_ms: None,
         }
     }
 

@@ -102,6 +102,7 @@ fn test_case(tag: &Tag) -> TestCase {
         outcome: TestOutcome::Passed,
         duration_ms: seconds * 1000.0,
         message: None,
+        finished_ms: None,
     }
 }
 

@@ -11,6 +11,7 @@ them. Any error of its own is swallowed: it must never break a test run.
 
 import json
 import os
+import time
 
 import pytest
 
@@ -103,6 +104,7 @@ class _Recorder:
                         "duration_ms": 0.0,
                         "message": _first_line(report),
                         "when": "collect",
+                        "t": time.time(),
                     }
                 )
         except Exception:  # noqa: BLE001
@@ -133,6 +135,7 @@ class _Recorder:
             if report.failed and "message" not in record:
                 record["message"] = _first_line(report)
             if report.when == "teardown":
+                record["t"] = time.time()
                 self.write(self.pending.pop(report.nodeid))
         except Exception:  # noqa: BLE001
             pass

@@ -100,7 +100,12 @@ impl TestDirs {
             Some(path) => command.env("LOOPTOP_TESTS_SELECT", path),
             None => command.env_remove("LOOPTOP_TESTS_SELECT"),
         };
-        TestCollect::Pytest { out, select, shown }
+        TestCollect::Pytest {
+            out,
+            select,
+            shown,
+            since: SystemTime::now(),
+        }
     }
 }
 
@@ -115,6 +120,8 @@ pub enum TestCollect {
         select: Option<PathBuf>,
         /// The command visibly runs pytest, so no results is worth saying.
         shown: bool,
+        /// When the run started (the plugin's times are wall-clock times).
+        since: SystemTime,
     },
     /// The job's runner writes JUnit XML.
     Junit {
@@ -130,14 +137,19 @@ impl TestCollect {
     /// there are none and none were to be expected.
     pub fn read(&self) -> Option<TestResults> {
         match self {
-            Self::Pytest { out, select, shown } => {
+            Self::Pytest {
+                out,
+                select,
+                shown,
+                since,
+            } => {
                 let text = std::fs::read_to_string(out);
                 let _ = std::fs::remove_file(out);
                 if let Some(select) = select {
                     let _ = std::fs::remove_file(select);
                 }
                 match text {
-                    Ok(text) => Some(read_plugin_lines(&text)),
+                    Ok(text) => Some(read_plugin_lines(&text, *since)),
                     Err(_) if *shown => Some(TestResults {
                         problem: Some(
                             "pytest reported no tests to looptop (it did not start, or its environment \
@@ -167,12 +179,16 @@ struct Line {
     total: Option<u64>,
     first: Option<u64>,
     exitstatus: Option<i64>,
+    /// When the line was written (seconds since the epoch).
+    t: Option<f64>,
 }
 
 /// The results in the plugin's lines. Several pytest sessions in one run (`pytest a && pytest
 /// b`) add up; a line cut short is skipped; a session that did not finish, a collection error
-/// or no tests at all is said in `problem`.
-pub fn read_plugin_lines(text: &str) -> TestResults {
+/// or no tests at all is said in `problem`. `since` is the run's start, which the tests' times
+/// of completion are counted from.
+pub fn read_plugin_lines(text: &str, since: SystemTime) -> TestResults {
+    let since_s = since.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let mut results = TestResults::default();
     let (mut started, mut finished) = (0, 0);
     let mut collect_errors: Vec<String> = Vec::new();
@@ -207,6 +223,7 @@ pub fn read_plugin_lines(text: &str) -> TestResults {
                     outcome,
                     duration_ms: line.duration_ms.filter(|d| d.is_finite() && *d >= 0.0).unwrap_or(0.0),
                     message: line.message.filter(|m| !m.is_empty()),
+                    finished_ms: line.t.map(|t| ((t - since_s) * 1000.0).max(0.0)),
                 });
             }
         }
@@ -273,17 +290,19 @@ mod tests {
     fn plugin_lines_add_up_and_say_what_went_wrong() {
         let text = r#"{"event": "start"}
 {"event": "collected", "total": 3, "first": 1}
-{"nodeid": "tests/test_b.py::t", "file": "tests/test_b.py", "outcome": "passed", "duration_ms": 12.5}
+{"nodeid": "tests/test_b.py::t", "file": "tests/test_b.py", "outcome": "passed", "duration_ms": 12.5, "t": 2.5}
 {"nodeid": "tests/test_a.py::t", "file": "tests/test_a.py", "outcome": "failed", "duration_ms": 3.0, "message": "assert 0"}
 {"event": "finish", "exitstatus": 1}
 {"nodeid": "tests/test_a.py::u", "outc"#;
-        let results = read_plugin_lines(text);
+        let results = read_plugin_lines(text, SystemTime::UNIX_EPOCH);
         assert_eq!(results.cases.len(), 2);
         assert_eq!((results.collected, results.affected, results.problem.as_deref()), (Some(3), Some(1), None));
         assert_eq!(results.cases[1].message.as_deref(), Some("assert 0"));
+        assert_eq!(results.cases[0].finished_ms, Some(2500.0));
+        assert_eq!(results.cases[1].finished_ms, None);
         // Killed midway: no finish.
         let cut = text.split("{\"event\": \"finish\"").next().unwrap_or("");
-        let results = read_plugin_lines(cut);
+        let results = read_plugin_lines(cut, SystemTime::UNIX_EPOCH);
         assert_eq!(
             results.problem.as_deref(),
             Some("pytest stopped before the end of its session: 2 tests reported")
@@ -291,15 +310,18 @@ mod tests {
         let broken = r#"{"event": "start"}
 {"nodeid": "tests/test_x.py", "file": "tests/test_x.py", "outcome": "error", "duration_ms": 0, "message": "SyntaxError: invalid syntax", "when": "collect"}
 {"event": "finish", "exitstatus": 2}"#;
-        let results = read_plugin_lines(broken);
+        let results = read_plugin_lines(broken, SystemTime::UNIX_EPOCH);
         assert_eq!(
             results.problem.as_deref(),
             Some("collection failed: tests/test_x.py: SyntaxError: invalid syntax")
         );
         assert_eq!(results.cases[0].outcome, TestOutcome::Error);
-        assert_eq!(read_plugin_lines("").problem, None);
+        assert_eq!(read_plugin_lines("", SystemTime::UNIX_EPOCH).problem, None);
         assert_eq!(
-            read_plugin_lines("{\"event\":\"start\"}\n{\"event\":\"finish\",\"exitstatus\":5}").problem.as_deref(),
+            read_plugin_lines(
+                "{\"event\":\"start\"}\n{\"event\":\"finish\",\"exitstatus\":5}",
+                SystemTime::UNIX_EPOCH
+            ).problem.as_deref(),
             Some("pytest collected no tests")
         );
     }

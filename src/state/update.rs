@@ -800,6 +800,7 @@ mod tests {
                     outcome: TestOutcome::Passed,
                     duration_ms: 5.0,
                     message: None,
+                    finished_ms: None,
                 }],
                 ..TestResults::default()
             };

@@ -18,7 +18,9 @@ CREATE TABLE test_cases (
     regression_ratio DOUBLE,
     baseline_ms      DOUBLE,
     -- Whether the run's changes reached the test's file (NULL: looptop could not tell).
-    affected         BOOLEAN
+    affected         BOOLEAN,
+    -- When its result was known, in ms after the run's start (pytest; NULL for JUnit XML).
+    finished_ms      DOUBLE
 );
 -- Which tests a test job's run ran: full | first | only (NULL for other jobs). `only` runs are
 -- never compared with whole-suite runs for regressions.

@@ -34,6 +34,9 @@ pub struct TestCaseRow {
     pub baseline_ms: Option<f64>,
     /// Whether the run's changes reached it.
     pub affected: Option<bool>,
+    /// When its result was known, in ms after the run's start.
+    #[serde(default)]
+    pub finished_ms: Option<f64>,
 }
 
 impl TestCaseRow {
@@ -53,6 +56,7 @@ impl TestCaseRow {
                 regression_ratio: judged.slower.as_ref().map(|r| r.ratio),
                 baseline_ms: judged.slower.as_ref().map(|r| r.baseline_ms),
                 affected: judged.affected,
+                finished_ms: judged.case.finished_ms,
             })
             .collect()
     }
@@ -77,6 +81,7 @@ pub fn write(conn: &Connection, run_id: &str, rows: &[TestCaseRow]) -> duckdb::R
             row.regression_ratio,
             row.baseline_ms,
             row.affected,
+            row.finished_ms,
         ])?;
     }
     appender.flush()
@@ -172,6 +177,7 @@ mod tests {
             regression_ratio: None,
             baseline_ms: None,
             affected,
+            finished_ms: None,
         }
     }
 

@@ -148,6 +148,8 @@ fn running(now: Instant) -> State {
         stall: Default::default(),
         output: Default::default(),
         query: None,
+        test_plan: None,
+        test_results: None,
     });
     if let Some(view) = state.view.as_mut() {
         for i in 0..48 {

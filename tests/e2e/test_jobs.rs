@@ -75,15 +75,22 @@ fn a_test_made_five_times_slower_is_named_and_a_noisy_steady_suite_is_not() {
          def test_fixture_grew():\n    time.sleep(float(pathlib.Path('delay.txt').read_text()))\n",
     );
     project.write("delay.txt", "0.05");
+    // One looptop watching: each write of delay.txt is a run.
+    let mut session = project.spawn(&["--", PYTEST]);
     for run in 0..6 {
-        let events = project.run_once_json(PYTEST);
-        let tests = &run_finished(&events)["tests"];
+        if run > 0 {
+            project.write("delay.txt", "0.05");
+        }
+        let finished = session.next("run_finished");
+        let tests = &finished["tests"];
         assert_eq!(tests["count"], 3, "{tests:#}");
         assert_eq!(tests["slower"], Value::Array(Vec::new()), "run {run}: {tests:#}");
+        session.wait_watching();
     }
     project.write("delay.txt", "0.25");
-    let events = project.run_once_json(PYTEST);
-    let slower = &run_finished(&events)["tests"]["slower"];
+    let finished = session.next("run_finished");
+    assert!(session.interrupt().success());
+    let slower = &finished["tests"]["slower"];
     assert_eq!(slower.as_array().map(Vec::len), Some(1), "{slower:#}");
     assert_eq!(slower[0]["nodeid"], "tests/test_s.py::test_fixture_grew");
     let ratio = slower[0]["ratio"].as_f64().unwrap_or_default();
@@ -104,7 +111,7 @@ fn a_test_made_five_times_slower_is_named_and_a_noisy_steady_suite_is_not() {
     assert_eq!(rows[0]["runs"], 7);
     assert_eq!(rows[0]["last_outcome"], "passed");
     assert_eq!(rows[0]["flaky"], false);
-    assert!(rows[0]["last_change"].as_str().is_some_and(|c| c.ends_with("x slower")), "{rows:#?}");
+    assert!(rows[0]["last_change"].as_str().is_some_and(|c| c.contains("x slower after delay.txt")), "{rows:#?}");
     assert_eq!(rows[0]["trend"].as_array().map(Vec::len), Some(7));
     let text = project.run(&["tests"]).stdout;
     assert!(text.lines().next().is_some_and(|h| h.starts_with("job")), "{text}");

@@ -388,7 +388,10 @@ mod tests {
         let Some(Command::Tests(args)) = cli.command else {
             panic!("tests")
         };
-        assert_eq!((args.job.as_deref(), args.slowest, args.output.csv), (Some("t"), 3, true));
+        assert_eq!(
+            (args.job.as_deref(), args.slowest, args.output.csv),
+            (Some("t"), 3, true)
+        );
         assert!(Cli::try_parse_from(["looptop", "bench", "-n", "0", "--", "true"]).is_err());
         assert!(Cli::try_parse_from(["looptop", "export", "--format", "parquet", "--out", "x"]).is_ok());
     }

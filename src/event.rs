@@ -151,7 +151,7 @@ pub enum Event {
         /// Where its full output is written, if anywhere.
         log: Option<PathBuf>,
         /// For a test job: which tests go first, and why.
-        tests: Option<Box<crate::diagnose::tests::TestPlan>>,
+        tests: Option<Box<crate::diagnose::per_test::TestPlan>>,
     },
     /// A run could not be started.
     SpawnFailed {
@@ -183,7 +183,7 @@ pub enum Event {
         /// Which run.
         key: RunKey,
         /// What it reported.
-        results: Box<crate::diagnose::tests::TestResults>,
+        results: Box<crate::diagnose::per_test::TestResults>,
     },
     /// A run's whole process group is gone: the run is over.
     RunReaped {

@@ -71,10 +71,10 @@ pub struct RunStarted {
     pub pid: u32,
     /// For a test job: the test files and tests run first (or alone), and why.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub targets: Option<Vec<crate::diagnose::tests::Target>>,
+    pub targets: Option<Vec<crate::diagnose::per_test::Target>>,
     /// For a test job: which tests run (full, first, only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub selection: Option<crate::diagnose::tests::Selection>,
+    pub selection: Option<crate::diagnose::per_test::Selection>,
 }
 
 /// A run ended.
@@ -107,7 +107,7 @@ pub struct RunFinished {
     /// For a query job: its profile and hints.
     pub query: Option<crate::diagnose::query::QueryReport>,
     /// For a test job: its tests, as the runner reported them and as looptop judged them.
-    pub tests: Option<crate::diagnose::tests::TestsReport>,
+    pub tests: Option<crate::diagnose::per_test::TestsReport>,
 }
 
 /// A run's GPU has been starved for a while (reported live, once per stall).
@@ -212,8 +212,11 @@ impl Description {
                 .map(|r| regression_line(r.flag, r.ratio, r.baseline_runs, r.baseline_ms)),
             metrics: crate::diagnose::metrics::describe(&finished.metrics),
             query: finished.query.as_ref().map(|q| query_line(&q.profile)),
-            tests: finished.tests.as_ref().map(crate::diagnose::tests::describe),
-            slowest_tests: finished.tests.as_ref().and_then(crate::diagnose::tests::describe_slowest),
+            tests: finished.tests.as_ref().map(crate::diagnose::per_test::describe),
+            slowest_tests: finished
+                .tests
+                .as_ref()
+                .and_then(crate::diagnose::per_test::describe_slowest),
             hints: finished.hints().map(|h| h.text.clone()).collect(),
         }
     }

@@ -238,9 +238,7 @@ pub fn run_engine(
         if let Some(input) = input {
             input(tx.clone());
         }
-        let runner = runner::Runner::new(tx, log_dir, job_color)
-            .guarded()
-            .with_tests(&root);
+        let runner = runner::Runner::new(tx, log_dir, job_color).guarded().with_tests(&root);
         let history = History::open(&config.history_path).ok();
         let mut state = State::new(jobs, coalescing, mode);
         state.root = root.clone();

@@ -1,16 +1,15 @@
 //! Diagnosis: pure functions that say why a loop is slow. `verdict` classifies one run from its
 //! samples (GPU-bound, input-bound, GPU unused, contended, CPU- or I/O-bound, waiting) with the evidence,
 //! `hints` turns the evidence into at most three actionable lines, `stall` spots a starved GPU
-//! live, and `regression` compares a run's duration with the job's recent runs, and `tests` judges a test
-//! job's per-test results the same way. Every threshold
-//! lives in `thresholds`.
+//! live, `regression` compares a run's duration with the job's recent runs, and `per_test`
+//! judges a test job's tests one by one the same way. Every threshold lives in `thresholds`.
 
 pub mod hints;
 pub mod metrics;
+pub mod per_test;
 pub mod query;
 pub mod regression;
 pub mod stall;
-pub mod tests;
 pub mod thresholds;
 pub mod verdict;
 

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::diagnose::tests::Target;
+use crate::diagnose::per_test::Target;
 
 /// Directories never walked for Python files besides those the ignore files name.
 const SKIP_DIRS: &[&str] = &[
@@ -83,7 +83,9 @@ impl ImportGraph {
             if !entry.file_type().is_some_and(|t| t.is_file()) || path.extension().is_none_or(|e| e != "py") {
                 continue;
             }
-            let Ok(relative) = path.strip_prefix(root) else { continue };
+            let Ok(relative) = path.strip_prefix(root) else {
+                continue;
+            };
             let key = relative.to_string_lossy().replace('\\', "/");
             let Ok(meta) = entry.metadata() else { continue };
             let stamp = Stamp {
@@ -141,11 +143,16 @@ impl ImportGraph {
             }
         }
         for &file in origin.keys() {
-            let Some(dir) = file.strip_suffix("conftest.py").filter(|d| d.is_empty() || d.ends_with('/')) else {
+            let Some(dir) = file
+                .strip_suffix("conftest.py")
+                .filter(|d| d.is_empty() || d.ends_with('/'))
+            else {
                 continue;
             };
             for test in self.files.keys().filter(|t| t.starts_with(dir) && is_test_file(t)) {
-                targets.entry(test.as_str()).or_insert_with(|| format!("conftest {file}"));
+                targets
+                    .entry(test.as_str())
+                    .or_insert_with(|| format!("conftest {file}"));
             }
         }
         let mut targets: Vec<Target> = targets
@@ -211,7 +218,9 @@ impl ImportGraph {
         } else {
             paths.push(base.iter().copied().chain(module.iter().copied()).collect());
         }
-        let Some(full) = paths.last().cloned() else { return Vec::new() };
+        let Some(full) = paths.last().cloned() else {
+            return Vec::new();
+        };
         for name in &import.names {
             paths.push(full.iter().copied().chain([name.as_str()]).collect());
         }
@@ -393,7 +402,10 @@ mod tests {
             targets,
             [
                 ("tests/test_b.py".to_string(), "imports src/app/util.py".to_string()),
-                ("tests/unit/test_c.py".to_string(), "conftest tests/unit/conftest.py".to_string()),
+                (
+                    "tests/unit/test_c.py".to_string(),
+                    "conftest tests/unit/conftest.py".to_string()
+                ),
             ]
         );
         assert_eq!(

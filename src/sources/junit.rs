@@ -5,7 +5,7 @@
 //! the five entities and numeric references are decoded, and a file cut short yields the test
 //! cases that were complete, with `complete = false`.
 
-use crate::diagnose::tests::{TestCase, TestOutcome};
+use crate::diagnose::per_test::{TestCase, TestOutcome};
 
 /// What a JUnit XML file holds.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -294,7 +294,13 @@ mod tests {
         assert_eq!(report.cases[0].nodeid, "looptop::a::b");
         assert_eq!(report.cases[0].duration_ms, 1500.0);
         assert!(report.complete);
-        for junk in ["", "not xml at all", "<<<>>>", "<testcase name='x' time='abc'", "&&;<a b=>"] {
+        for junk in [
+            "",
+            "not xml at all",
+            "<<<>>>",
+            "<testcase name='x' time='abc'",
+            "&&;<a b=>",
+        ] {
             let report = parse(junk);
             assert!(!report.complete || report.cases.is_empty(), "{junk:?}");
         }

@@ -21,9 +21,9 @@ use nix::unistd::Pid;
 use tokio::sync::mpsc;
 
 use crate::config::{JobCommand, JobSpec};
+use crate::diagnose::per_test::{plan, Selection, TestPlan};
 use crate::effect::StopSignal;
 use crate::event::{CpuTime, Event, ExitStatus, Notice, RunKey, Stream};
-use crate::diagnose::tests::{plan, Selection, TestPlan};
 use crate::sources::guard::Guard;
 use crate::sources::imports::ImportGraph;
 use crate::sources::spawn::spawn_session_leader;
@@ -591,7 +591,10 @@ mod tests {
     #[test]
     fn changed_paths_are_quoted_in_a_shell_line_and_split_in_argv() {
         let changed = vec!["src/a b.py".to_string(), "t.py".to_string()];
-        assert_eq!(expand_changed_line("ruff {changed}", &changed), "ruff 'src/a b.py' t.py");
+        assert_eq!(
+            expand_changed_line("ruff {changed}", &changed),
+            "ruff 'src/a b.py' t.py"
+        );
         assert_eq!(expand_changed_line("make", &changed), "make");
         let argv: Vec<String> = ["ruff", "{changed}", "--x={changed}"].map(String::from).to_vec();
         assert_eq!(

@@ -2,7 +2,7 @@
 //! once the run is over. For pytest, looptop's own plugin (`looptop_pytest.py`, installed into
 //! `.looptop/pytest/`) writes one JSON line per test into `.looptop/tests/<run id>.jsonl`; for
 //! any other runner, the JUnit XML file the job names (`junit`). These only produce data: what
-//! the results mean is `diagnose::tests`' business.
+//! the results mean is `diagnose::per_test`' business.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::diagnose::tests::{TestCase, TestOutcome, TestResults};
+use crate::diagnose::per_test::{TestCase, TestOutcome, TestResults};
 use crate::store::data_dir::{self, UnsafePath};
 
 /// The plugin, as looptop ships it.
@@ -188,13 +188,17 @@ struct Line {
 /// or no tests at all is said in `problem`. `since` is the run's start, which the tests' times
 /// of completion are counted from.
 pub fn read_plugin_lines(text: &str, since: SystemTime) -> TestResults {
-    let since_s = since.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let since_s = since
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let mut results = TestResults::default();
     let (mut started, mut finished) = (0, 0);
     let mut collect_errors: Vec<String> = Vec::new();
     let mut exit_no_tests = false;
     for line in text.lines() {
-        let Ok(line) = serde_json::from_str::<Line>(line) else { continue };
+        let Ok(line) = serde_json::from_str::<Line>(line) else {
+            continue;
+        };
         match line.event.as_deref() {
             Some("start") => started += 1,
             Some("collected") => {
@@ -256,10 +260,16 @@ fn read_junit(path: &Path, since: SystemTime) -> TestResults {
     };
     let modified = std::fs::metadata(path).and_then(|m| m.modified());
     match modified {
-        Err(_) => return problem(format!("no JUnit XML at {shown} (`junit` in looptop.toml): the runner wrote none")),
+        Err(_) => {
+            return problem(format!(
+                "no JUnit XML at {shown} (`junit` in looptop.toml): the runner wrote none"
+            ))
+        }
         // File times can be coarser than the clock: a second's slack.
         Ok(at) if at + std::time::Duration::from_secs(1) < since => {
-            return problem(format!("{shown} was not rewritten by this run: its results are an earlier run's"))
+            return problem(format!(
+                "{shown} was not rewritten by this run: its results are an earlier run's"
+            ))
         }
         Ok(_) => {}
     }
@@ -296,7 +306,10 @@ mod tests {
 {"nodeid": "tests/test_a.py::u", "outc"#;
         let results = read_plugin_lines(text, SystemTime::UNIX_EPOCH);
         assert_eq!(results.cases.len(), 2);
-        assert_eq!((results.collected, results.affected, results.problem.as_deref()), (Some(3), Some(1), None));
+        assert_eq!(
+            (results.collected, results.affected, results.problem.as_deref()),
+            (Some(3), Some(1), None)
+        );
         assert_eq!(results.cases[1].message.as_deref(), Some("assert 0"));
         assert_eq!(results.cases[0].finished_ms, Some(2500.0));
         assert_eq!(results.cases[1].finished_ms, None);
@@ -321,7 +334,9 @@ mod tests {
             read_plugin_lines(
                 "{\"event\":\"start\"}\n{\"event\":\"finish\",\"exitstatus\":5}",
                 SystemTime::UNIX_EPOCH
-            ).problem.as_deref(),
+            )
+            .problem
+            .as_deref(),
             Some("pytest collected no tests")
         );
     }
@@ -331,7 +346,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("junit.xml");
         let missing = read_junit(&path, SystemTime::now());
-        assert!(missing.problem.as_deref().is_some_and(|p| p.starts_with("no JUnit XML")), "{missing:?}");
+        assert!(
+            missing
+                .problem
+                .as_deref()
+                .is_some_and(|p| p.starts_with("no JUnit XML")),
+            "{missing:?}"
+        );
         std::fs::write(&path, "<testsuite><testcase name=\"a\" time=\"0.5\"/></testsuite>").expect("write");
         let fresh = read_junit(&path, SystemTime::now() - std::time::Duration::from_secs(5));
         assert_eq!((fresh.cases.len(), fresh.problem), (1, None));

@@ -141,9 +141,9 @@ pub struct ActiveRun {
     /// A query job's profile, once `exec-query` printed it.
     pub query: Option<crate::diagnose::query::QueryProfile>,
     /// For a test job: which tests go first, and why.
-    pub test_plan: Option<crate::diagnose::tests::TestPlan>,
+    pub test_plan: Option<crate::diagnose::per_test::TestPlan>,
     /// For a test job: what its runner reported, once the run is over.
-    pub test_results: Option<crate::diagnose::tests::TestResults>,
+    pub test_results: Option<crate::diagnose::per_test::TestResults>,
 }
 
 /// One job and its loop.
@@ -164,7 +164,7 @@ pub struct JobState {
     /// Durations of the job's recent passing runs (oldest first): the regression baseline.
     pub baseline: Vec<f64>,
     /// Each test's recent passing times and last outcome (a test job's).
-    pub tests: crate::diagnose::tests::TestMemory,
+    pub tests: crate::diagnose::per_test::TestMemory,
     /// The jobs of this loop that it needs (`needs`), by index; needs that are not part of this
     /// loop are left out.
     pub needs: Vec<usize>,
@@ -217,7 +217,7 @@ impl State {
                 last_ended_at: None,
                 echo: echo::EchoDetector::default(),
                 baseline: Vec::new(),
-                tests: crate::diagnose::tests::TestMemory::default(),
+                tests: crate::diagnose::per_test::TestMemory::default(),
                 waiting: false,
             })
             .collect();

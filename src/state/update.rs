@@ -347,7 +347,7 @@ fn finish_run(state: &mut State, index: usize, cpu: crate::event::CpuTime, now: 
         let partial = finished
             .tests
             .as_ref()
-            .is_some_and(|t| t.selection == crate::diagnose::tests::Selection::Only);
+            .is_some_and(|t| t.selection == crate::diagnose::per_test::Selection::Only);
         if finished.outcome == Outcome::Pass && !partial {
             finished.regression = compare(finished.duration_ms, &job.baseline);
             job.baseline.push(finished.duration_ms);
@@ -768,7 +768,7 @@ mod tests {
 
     #[test]
     fn a_run_of_only_the_affected_tests_is_never_compared_with_whole_suite_runs() {
-        use crate::diagnose::tests::{Selection, TestCase, TestOutcome, TestPlan, TestResults};
+        use crate::diagnose::per_test::{Selection, TestCase, TestOutcome, TestPlan, TestResults};
         let t0 = Instant::now();
         let mut state = State::new(vec![job(OnChange::Restart)], COALESCING, Mode::Watch);
         // A baseline of whole-suite runs around 1 s.
@@ -804,11 +804,21 @@ mod tests {
                 }],
                 ..TestResults::default()
             };
-            update(&mut state, Event::TestsCollected { key, results: Box::new(results) }, at);
+            update(
+                &mut state,
+                Event::TestsCollected {
+                    key,
+                    results: Box::new(results),
+                },
+                at,
+            );
             // Both runs take 100 ms: far faster than the whole suite's baseline.
             let effects = exit(&mut state, key, Some(0), None, at + Duration::from_millis(100));
             let report = finished(&effects).expect("finished");
-            assert_eq!(report.tests.as_ref().map(|t| (t.count, t.selection)), Some((1, selection)));
+            assert_eq!(
+                report.tests.as_ref().map(|t| (t.count, t.selection)),
+                Some((1, selection))
+            );
             if selection == Selection::Only {
                 assert_eq!(report.regression, None, "not compared");
                 assert_eq!(state.jobs[0].baseline.len(), 5, "not part of the baseline");

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use duckdb::types::Value;
 use duckdb::{params_from_iter, Connection};
 
-use super::test_cases;
 use super::table::{Cell, Table};
+use super::test_cases;
 use super::{journal, open, schema, Access, StoreError};
 use crate::diagnose::metrics::MetricSummary;
+use crate::diagnose::per_test::{TestMemory, TestsReport};
 use crate::diagnose::regression::Flag;
-use crate::diagnose::tests::{TestMemory, TestsReport};
 use crate::report::Outcome;
 use crate::state::view::TrendPoint;
 
@@ -299,8 +299,8 @@ fn described(
         query: query
             .and_then(|q| serde_json::from_value::<crate::diagnose::query::QueryProfile>(q).ok())
             .map(|p| crate::report::query_line(&p)),
-        tests: tests.as_ref().map(|t| crate::diagnose::tests::describe(t)),
-        slowest_tests: tests.as_ref().and_then(crate::diagnose::tests::describe_slowest),
+        tests: tests.as_ref().map(crate::diagnose::per_test::describe),
+        slowest_tests: tests.as_ref().and_then(crate::diagnose::per_test::describe_slowest),
         hints: hints
             .into_iter()
             .chain(query_hints.iter().filter_map(|h| h.as_str().map(str::to_string)))

@@ -7,7 +7,7 @@ use duckdb::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::table::Cell;
-use crate::diagnose::tests::{TestMemory, TestOutcome, TestsReport};
+use crate::diagnose::per_test::{TestMemory, TestOutcome, TestsReport};
 
 /// Runs of a job looked at when a looptop starts: enough for every test's baseline, without
 /// reading a long history in full.
@@ -208,10 +208,28 @@ mod tests {
     #[test]
     fn a_test_whose_outcome_flips_without_a_change_that_reaches_it_is_flaky() {
         let runs: Vec<(&[&str], Vec<TestCaseRow>)> = vec![
-            (&[], vec![row("a::flaky", "passed", 10.0, None), row("a::fixed", "failed", 50.0, None)]),
-            (&["src/other.py"], vec![row("a::flaky", "failed", 11.0, Some(false)), row("a::fixed", "failed", 50.0, Some(false))]),
+            (
+                &[],
+                vec![
+                    row("a::flaky", "passed", 10.0, None),
+                    row("a::fixed", "failed", 50.0, None),
+                ],
+            ),
+            (
+                &["src/other.py"],
+                vec![
+                    row("a::flaky", "failed", 11.0, Some(false)),
+                    row("a::fixed", "failed", 50.0, Some(false)),
+                ],
+            ),
             // Its own change fixed it: not flaky.
-            (&["src/a.py"], vec![row("a::flaky", "passed", 12.0, Some(false)), row("a::fixed", "passed", 40.0, Some(true))]),
+            (
+                &["src/a.py"],
+                vec![
+                    row("a::flaky", "passed", 12.0, Some(false)),
+                    row("a::fixed", "passed", 40.0, Some(true)),
+                ],
+            ),
         ];
         let (_dir, path) = history(&runs);
         let history = History::open(&path).expect("read");
@@ -229,6 +247,10 @@ mod tests {
         let memory = history.test_memory("test", "pytest", 10).expect("memory");
         assert_eq!(memory.baselines["a::flaky"], [10.0, 12.0]);
         assert_eq!(memory.last["a::fixed"], TestOutcome::Passed);
-        assert!(history.test_memory("other", "pytest", 10).expect("memory").last.is_empty());
+        assert!(history
+            .test_memory("other", "pytest", 10)
+            .expect("memory")
+            .last
+            .is_empty());
     }
 }

@@ -72,7 +72,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now
                 theme.outcome(last.outcome),
             ));
             if let Some(tests) = &last.tests {
-                let words = crate::diagnose::tests::headline(tests);
+                let words = crate::diagnose::per_test::headline(tests);
                 first.push(Span::styled(format!(" · {}", one_line(&words)), theme.dim));
             }
         }

@@ -364,7 +364,7 @@ fn memory_shows_what_the_processes_last_had_not_the_empty_tree_after_they_exit()
 
 #[test]
 fn a_test_job_shows_its_selection_in_the_header_and_its_tests_in_the_run() {
-    use crate::diagnose::tests::{Selection, SlowTest, SlowerTest, TestsReport};
+    use crate::diagnose::per_test::{Selection, SlowTest, SlowerTest, TestsReport};
     let now = Instant::now();
     let mut state = base(now);
     let tests = TestsReport {

@@ -32,19 +32,33 @@ fn per_test_rows_land_in_duckdb_and_the_users_own_junitxml_and_addopts_still_wor
     let events = json_rows(&done.stdout);
     let tests = &run_finished(&events)["tests"];
     assert_eq!(
-        (tests["count"].as_u64(), tests["passed"].as_u64(), tests["failed"].as_u64(), tests["skipped"].as_u64()),
+        (
+            tests["count"].as_u64(),
+            tests["passed"].as_u64(),
+            tests["failed"].as_u64(),
+            tests["skipped"].as_u64()
+        ),
         (Some(3), Some(2), Some(1), Some(0)),
         "{tests:#}"
     );
     assert_eq!(tests["slowest"][0]["nodeid"], "tests/test_a.py::test_sleepy");
-    assert!(tests["slowest"][0]["duration_ms"].as_f64().is_some_and(|ms| ms >= 50.0), "{tests:#}");
+    assert!(
+        tests["slowest"][0]["duration_ms"].as_f64().is_some_and(|ms| ms >= 50.0),
+        "{tests:#}"
+    );
     assert_eq!(tests["slower"], Value::Array(Vec::new()));
     assert!(tests["new_failures"].is_array());
-    let described = run_finished(&events)["description"]["tests"].as_str().unwrap_or_default().to_string();
+    let described = run_finished(&events)["description"]["tests"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(described.starts_with("3 tests: 2 passed, 1 failed"), "{described}");
     // The user's own report is written, with the same tests (their -k honoured too).
     let mine = std::fs::read_to_string(project.path().join("reports/mine.xml")).expect("the user's junit xml");
-    assert!(mine.contains("test_sleepy") && !mine.contains("test_left_out"), "{mine}");
+    assert!(
+        mine.contains("test_sleepy") && !mine.contains("test_left_out"),
+        "{mine}"
+    );
     let rows = query(
         &project,
         "SELECT nodeid, file, outcome, duration_ms, message FROM test_cases ORDER BY position",
@@ -52,16 +66,26 @@ fn per_test_rows_land_in_duckdb_and_the_users_own_junitxml_and_addopts_still_wor
     let ids: Vec<&str> = rows.iter().filter_map(|r| r["nodeid"].as_str()).collect();
     assert_eq!(
         ids,
-        ["tests/test_a.py::test_quick", "tests/test_a.py::test_sleepy", "tests/test_a.py::test_broken"]
+        [
+            "tests/test_a.py::test_quick",
+            "tests/test_a.py::test_sleepy",
+            "tests/test_a.py::test_broken"
+        ]
     );
     assert_eq!(rows[2]["outcome"], "failed");
     assert_eq!(rows[2]["file"], "tests/test_a.py");
-    assert!(rows[2]["message"].as_str().is_some_and(|m| m.contains("assert 1 == 2")), "{rows:#?}");
+    assert!(
+        rows[2]["message"].as_str().is_some_and(|m| m.contains("assert 1 == 2")),
+        "{rows:#?}"
+    );
     assert!(rows[1]["duration_ms"].as_f64().is_some_and(|ms| ms >= 50.0));
     let runs = query(&project, "SELECT test_selection, tests FROM runs");
     assert_eq!(runs[0]["test_selection"], "full");
     // Nothing of looptop's is left behind in the project's tree besides .looptop.
-    assert!(std::fs::read_dir(project.path().join(".looptop/tests")).expect("dir").next().is_none());
+    assert!(std::fs::read_dir(project.path().join(".looptop/tests"))
+        .expect("dir")
+        .next()
+        .is_none());
 }
 
 #[test]
@@ -95,7 +119,9 @@ fn a_test_made_five_times_slower_is_named_and_a_noisy_steady_suite_is_not() {
     assert_eq!(slower[0]["nodeid"], "tests/test_s.py::test_fixture_grew");
     let ratio = slower[0]["ratio"].as_f64().unwrap_or_default();
     assert!((3.5..6.5).contains(&ratio), "about 5x: {slower:#}");
-    assert!(slower[0]["baseline_ms"].as_f64().is_some_and(|ms| (45.0..90.0).contains(&ms)));
+    assert!(slower[0]["baseline_ms"]
+        .as_f64()
+        .is_some_and(|ms| (45.0..90.0).contains(&ms)));
     let flagged = query(
         &project,
         "SELECT nodeid, regression_ratio FROM test_cases WHERE regression_ratio IS NOT NULL",
@@ -111,7 +137,12 @@ fn a_test_made_five_times_slower_is_named_and_a_noisy_steady_suite_is_not() {
     assert_eq!(rows[0]["runs"], 7);
     assert_eq!(rows[0]["last_outcome"], "passed");
     assert_eq!(rows[0]["flaky"], false);
-    assert!(rows[0]["last_change"].as_str().is_some_and(|c| c.contains("x slower after delay.txt")), "{rows:#?}");
+    assert!(
+        rows[0]["last_change"]
+            .as_str()
+            .is_some_and(|c| c.contains("x slower after delay.txt")),
+        "{rows:#?}"
+    );
     assert_eq!(rows[0]["trend"].as_array().map(Vec::len), Some(7));
     let text = project.run(&["tests"]).stdout;
     assert!(text.lines().next().is_some_and(|h| h.starts_with("job")), "{text}");
@@ -135,8 +166,14 @@ fn a_change_to_a_module_runs_the_tests_that_import_it_first_or_only_them() {
     project.write("lib_a.py", "def f():\n    return 1\n");
     project.write("lib_b.py", "from helpers import g\n");
     project.write("helpers.py", "def g():\n    return 2\n");
-    project.write("tests/test_a.py", "import lib_a\n\ndef test_a1():\n    assert lib_a.f() == 1\n\ndef test_a2():\n    pass\n");
-    project.write("tests/test_b.py", "from lib_b import g\n\ndef test_b():\n    assert g() == 2\n");
+    project.write(
+        "tests/test_a.py",
+        "import lib_a\n\ndef test_a1():\n    assert lib_a.f() == 1\n\ndef test_a2():\n    pass\n",
+    );
+    project.write(
+        "tests/test_b.py",
+        "from lib_b import g\n\ndef test_b():\n    assert g() == 2\n",
+    );
     let mut session = project.spawn(&["--all", "--trust"]);
     for _ in 0..2 {
         let first = session.next("run_finished");
@@ -182,17 +219,26 @@ fn a_change_to_a_module_runs_the_tests_that_import_it_first_or_only_them() {
         let tests = &event["tests"];
         if event["job"] == "only" {
             assert_eq!(ids, ["tests/test_b.py::test_b"], "{event:#}");
-            assert_eq!((tests["affected"].as_u64(), tests["total"].as_u64()), (Some(1), Some(3)));
+            assert_eq!(
+                (tests["affected"].as_u64(), tests["total"].as_u64()),
+                (Some(1), Some(3))
+            );
             assert!(event["regression"].is_null(), "never compared with whole-suite runs");
         } else {
-            assert_eq!(ids.first().map(String::as_str), Some("tests/test_b.py::test_b"), "{ids:?}");
+            assert_eq!(
+                ids.first().map(String::as_str),
+                Some("tests/test_b.py::test_b"),
+                "{ids:?}"
+            );
             assert_eq!(ids.len(), 3, "the rest of the suite follows: {ids:?}");
         }
         let description = event["description"]["tests"].as_str().unwrap_or_default();
         assert!(description.contains("of 3 affected"), "{description}");
     }
     let selections = query(&project, "SELECT job, test_selection FROM runs ORDER BY started_at");
-    assert!(selections.iter().any(|r| r["job"] == "only" && r["test_selection"] == "only"));
+    assert!(selections
+        .iter()
+        .any(|r| r["job"] == "only" && r["test_selection"] == "only"));
     let affected = query(
         &project,
         "SELECT nodeid, affected FROM test_cases t JOIN runs r USING (run_id) \
@@ -200,7 +246,12 @@ fn a_change_to_a_module_runs_the_tests_that_import_it_first_or_only_them() {
     );
     let flags: Vec<(String, Value)> = affected
         .iter()
-        .map(|r| (r["nodeid"].as_str().unwrap_or_default().to_string(), r["affected"].clone()))
+        .map(|r| {
+            (
+                r["nodeid"].as_str().unwrap_or_default().to_string(),
+                r["affected"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         flags,
@@ -222,10 +273,18 @@ fn a_suite_that_fails_to_collect_says_so() {
     let events = json_rows(&done.stdout);
     let tests = &run_finished(&events)["tests"];
     let problem = tests["problem"].as_str().unwrap_or_default();
-    assert!(problem.starts_with("collection failed: tests/test_typo.py"), "{tests:#}");
-    assert!(problem.contains("SyntaxError") || problem.contains("invalid syntax"), "{problem}");
+    assert!(
+        problem.starts_with("collection failed: tests/test_typo.py"),
+        "{tests:#}"
+    );
+    assert!(
+        problem.contains("SyntaxError") || problem.contains("invalid syntax"),
+        "{problem}"
+    );
     assert_eq!((tests["errors"].as_u64(), tests["count"].as_u64()), (Some(1), Some(1)));
-    let described = run_finished(&events)["description"]["tests"].as_str().unwrap_or_default();
+    let described = run_finished(&events)["description"]["tests"]
+        .as_str()
+        .unwrap_or_default();
     assert!(described.contains("collection failed"), "{described}");
     let rows = query(&project, "SELECT nodeid, outcome FROM test_cases");
     assert_eq!(rows[0]["outcome"], "error");
@@ -255,17 +314,31 @@ fn any_runner_can_hand_over_junit_xml_and_a_missing_or_stale_file_is_said() {
         run_finished(&json_rows(&done.stdout))["tests"].clone()
     };
     let tests = run("go");
-    assert_eq!((tests["count"].as_u64(), tests["failed"].as_u64()), (Some(3), Some(1)), "{tests:#}");
+    assert_eq!(
+        (tests["count"].as_u64(), tests["failed"].as_u64()),
+        (Some(3), Some(1)),
+        "{tests:#}"
+    );
     assert_eq!(tests["slowest"][0]["nodeid"], "pkg::TestSlow");
     assert_eq!(tests["slowest"][0]["duration_ms"], 1500.0);
     assert!(tests["problem"].is_null());
     // File times are whole seconds on some file systems: the stale check allows one.
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let stale = run("stale");
-    assert!(stale["problem"].as_str().is_some_and(|p| p.contains("not rewritten by this run")), "{stale:#}");
+    assert!(
+        stale["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("not rewritten by this run")),
+        "{stale:#}"
+    );
     assert_eq!(stale["count"], 0);
     let none = run("none");
-    assert!(none["problem"].as_str().is_some_and(|p| p.starts_with("no JUnit XML at")), "{none:#}");
+    assert!(
+        none["problem"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("no JUnit XML at")),
+        "{none:#}"
+    );
     let rows = query(&project, "SELECT count(*) AS n FROM test_cases");
     assert_eq!(rows[0]["n"], 3);
 }

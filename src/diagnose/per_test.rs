@@ -8,8 +8,8 @@ use std::collections::{BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::regression::{compare, Flag, Regression};
-use crate::config::Affected;
 use super::thresholds::{BASELINE_RUNS, SLOWEST_TESTS, TEST_MIN_SLOWER_MS};
+use crate::config::Affected;
 
 /// How one test ended, in pytest's words (JUnit's map onto them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -255,10 +255,7 @@ impl TestMemory {
                 .then(|| self.baselines.get(&case.nodeid))
                 .flatten()
                 .and_then(|baseline| slower(case.duration_ms, baseline));
-            if case.outcome.is_failure()
-                && seen_before
-                && self.last.get(&case.nodeid).is_none_or(|o| !o.is_failure())
-            {
+            if case.outcome.is_failure() && seen_before && self.last.get(&case.nodeid).is_none_or(|o| !o.is_failure()) {
                 report.new_failures.push(case.nodeid.clone());
             }
             if let Some(r) = &slower {
@@ -331,7 +328,11 @@ fn slower(duration_ms: f64, baseline: &[f64]) -> Option<Regression> {
 /// …; slower: tests/test_b.py::test_x 5.0x (52.0 ms before)"; with the problem, if any.
 pub fn describe(tests: &TestsReport) -> String {
     let mut counts = vec![format!("{} passed", tests.passed)];
-    for (n, word) in [(tests.failed, "failed"), (tests.errors, "errors"), (tests.skipped, "skipped")] {
+    for (n, word) in [
+        (tests.failed, "failed"),
+        (tests.errors, "errors"),
+        (tests.skipped, "skipped"),
+    ] {
         if n > 0 {
             counts.push(format!("{n} {word}"));
         }
@@ -463,7 +464,11 @@ mod tests {
         assert_eq!(report.slower[0].nodeid, "t.py::slowed");
         assert!((report.slower[0].ratio - 5.0).abs() < 0.6, "{:?}", report.slower);
         assert_eq!(report.slowest[0].nodeid, "t.py::slowed");
-        assert!(describe(&report).contains("slower: t.py::slowed 5."), "{}", describe(&report));
+        assert!(
+            describe(&report).contains("slower: t.py::slowed 5."),
+            "{}",
+            describe(&report)
+        );
     }
 
     #[test]
@@ -487,7 +492,10 @@ mod tests {
             &plan,
         );
         assert_eq!(second.new_failures, ["a::x", "a::z"]);
-        assert_eq!((second.count, second.passed, second.failed, second.errors), (3, 0, 2, 1));
+        assert_eq!(
+            (second.count, second.passed, second.failed, second.errors),
+            (3, 0, 2, 1)
+        );
         assert_eq!(memory.failing(), ["a::x", "a::y", "a::z"]);
         // The fixed twin: they pass again, nothing is new.
         let third = memory.judge(results(vec![case("a::x", TestOutcome::Passed, 1.0)]), &plan);
@@ -518,7 +526,10 @@ mod tests {
         // A change looptop cannot follow (a data file): all tests run, the known ones first.
         let unsure = plan(Affected::Only, Some((reached.clone(), false)), &[]);
         assert_eq!((unsure.selection, unsure.affected_files), (Selection::First, None));
-        assert_eq!(plan(Affected::First, Some((Vec::new(), true)), &[]).selection, Selection::Full);
+        assert_eq!(
+            plan(Affected::First, Some((Vec::new(), true)), &[]).selection,
+            Selection::Full
+        );
         let off = plan(Affected::Off, Some((reached, true)), &failing);
         assert_eq!((off.selection, off.targets.len()), (Selection::Full, 0));
         assert!(off.affected_files.is_some(), "still known, for telling flaky tests");
@@ -546,13 +557,20 @@ mod tests {
         );
         let affected: Vec<Option<bool>> = report.cases.iter().map(|c| c.affected).collect();
         assert_eq!(affected, [Some(true), Some(false)]);
-        assert!(describe(&report).contains("(1 of 2 affected first)"), "{}", describe(&report));
+        assert!(
+            describe(&report).contains("(1 of 2 affected first)"),
+            "{}",
+            describe(&report)
+        );
         assert_eq!(headline(&report), "1 of 2 tests (affected)");
         assert_eq!(
             describe_slowest(&report).as_deref(),
             Some("slowest: tests/test_b.py::t 1.0 ms, tests/test_a.py::t 1.0 ms")
         );
-        let unknown = memory.judge(results(vec![case("tests/test_a.py::t", TestOutcome::Passed, 1.0)]), &TestPlan::default());
+        let unknown = memory.judge(
+            results(vec![case("tests/test_a.py::t", TestOutcome::Passed, 1.0)]),
+            &TestPlan::default(),
+        );
         assert_eq!(unknown.cases[0].affected, None);
         assert_eq!(unknown.affected, None);
     }

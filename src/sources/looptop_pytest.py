@@ -22,9 +22,12 @@ _ROOT = "LOOPTOP_ROOT"
 
 def pytest_configure(config):
     path = os.environ.get(_OUT)
-    # pytest-xdist workers report to the controller, which writes the lines.
-    if not path or hasattr(config, "workerinput"):
+    if not path:
         return
+    # pytest-xdist workers report to the controller, which writes the lines; they only order
+    # (and select) what they collected, all alike.
+    if hasattr(config, "workerinput"):
+        path = None
     try:
         recorder = _Recorder(path, os.environ.get(_SELECT), os.environ.get(_ROOT), config)
     except Exception:  # noqa: BLE001 - never break the user's run
@@ -45,7 +48,7 @@ def _first_line(report):
 
 class _Recorder:
     def __init__(self, path, select, root, config):
-        self.out = open(path, "a", encoding="utf-8", buffering=1)
+        self.out = open(path, "a", encoding="utf-8", buffering=1) if path else None
         self.root = os.path.realpath(root) if root else None
         self.rootpath = str(getattr(config, "rootpath", None) or getattr(config, "rootdir", "") or "")
         self.select = None
@@ -56,6 +59,8 @@ class _Recorder:
         self.write({"event": "start"})
 
     def write(self, record):
+        if self.out is None:
+            return
         try:
             self.out.write(json.dumps(record) + "\n")
         except Exception:  # noqa: BLE001
@@ -146,6 +151,8 @@ class _Recorder:
                 self.write(record)
             self.pending.clear()
             self.write({"event": "finish", "exitstatus": int(exitstatus)})
-            self.out.close()
+            if self.out is not None:
+                self.out.close()
+                self.out = None
         except Exception:  # noqa: BLE001
             pass

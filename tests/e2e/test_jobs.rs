@@ -342,3 +342,23 @@ fn any_runner_can_hand_over_junit_xml_and_a_missing_or_stale_file_is_said() {
     let rows = query(&project, "SELECT count(*) AS n FROM test_cases");
     assert_eq!(rows[0]["n"], 3);
 }
+
+#[test]
+fn changed_in_a_command_expands_to_the_changed_paths_each_one_word() {
+    let project = Project::new();
+    let out = project.scratch.path().join("changed.txt");
+    let command = format!("printf '[%s]\\n' {{changed}} > {}", out.display());
+    let mut session = project.spawn(&["--", &command]);
+    session.next("run_finished");
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("first run"),
+        "[]\n",
+        "no changes yet"
+    );
+    session.wait_watching();
+    project.write("src/a b.py", "x = 1\n");
+    let finished = session.next("run_finished");
+    assert_eq!(trigger(&finished), ["src/a b.py"]);
+    assert!(session.interrupt().success());
+    assert_eq!(std::fs::read_to_string(&out).expect("second run"), "[src/a b.py]\n");
+}

@@ -285,6 +285,21 @@ pub fn format_bytes(bytes: u64) -> String {
     }
 }
 
+/// "▁▃▂▇█": each value's height between the values' min and max (all alike: the lowest bar).
+pub fn sparkline(values: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let (min, max) = values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    values
+        .iter()
+        .map(|v| {
+            let share = if max > min { (v - min) / (max - min) } else { 0.0 };
+            BARS[((share * 7.0).round() as usize).min(7)]
+        })
+        .collect()
+}
+
 /// "850.2 ms", "1.234 s", "2 min 3.4 s".
 pub fn format_duration_ms(ms: f64) -> String {
     if ms < 1000.0 {

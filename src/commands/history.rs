@@ -82,9 +82,8 @@ fn print(table: &Table, format: Format) {
     let _ = out.write_all(table.render(format).as_bytes());
 }
 
-/// "▁▃▂▇█": each value's height between the list's min and max.
+/// "▁▃▂▇█" for a list of numbers (see `report::sparkline`); other cells give "".
 pub fn sparkline(cell: &Cell) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let Cell::List(items) = cell else { return String::new() };
     let values: Vec<f64> = items
         .iter()
@@ -93,16 +92,7 @@ pub fn sparkline(cell: &Cell) -> String {
             _ => None,
         })
         .collect();
-    let (min, max) = values
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-    values
-        .iter()
-        .map(|v| {
-            let share = if max > min { (v - min) / (max - min) } else { 0.0 };
-            BARS[((share * 7.0).round() as usize).min(7)]
-        })
-        .collect()
+    crate::report::sparkline(&values)
 }
 
 impl OutputArgs {

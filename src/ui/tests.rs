@@ -396,6 +396,10 @@ fn a_test_job_shows_its_selection_in_the_header_and_its_tests_in_the_run() {
     let mut last = crate::report::RunFinished::passed_for_test(run, 1300.0);
     last.tests = Some(tests);
     state.jobs[1].last = Some(last.clone());
+    state.jobs[1].tests.baselines.insert(
+        "tests/test_b.py::test_load".into(),
+        vec![50.0, 52.0, 49.0, 51.0, 50.0, 250.0],
+    );
     if let Some(view) = state.view.as_mut() {
         view.jobs[1].finished(&last);
         view.cursor = Some(40);
@@ -405,4 +409,5 @@ fn a_test_job_shows_its_selection_in_the_header_and_its_tests_in_the_run() {
     assert!(text.contains("slower: tests/test_b.py::test_load"), "{text}");
     assert!(text.contains("3 tests: 3 passed (3 of 212 affected first)"), "{text}");
     assert!(text.contains("slowest: tests/test_b.py::test_load 250.0 ms"), "{text}");
+    assert!(text.contains("↗ tests/test_b.py::test_load ▁▁▁▁▁█ 5.0x"), "{text}");
 }

@@ -21,15 +21,16 @@ _ROOT = "LOOPTOP_ROOT"
 
 
 def pytest_configure(config):
-    path = os.environ.get(_OUT)
-    if not path:
-        return
     # pytest-xdist workers report to the controller, which writes the lines; they only order
-    # (and select) what they collected, all alike.
-    if hasattr(config, "workerinput"):
-        path = None
+    # (and select) what they collected, all alike. The controller takes the file's name out of
+    # the environment, so that a pytest that a test starts in a subprocess writes nothing there.
+    worker = hasattr(config, "workerinput")
+    path = None if worker else os.environ.pop(_OUT, None)
+    select = os.environ.get(_SELECT)
+    if not path and not (worker and select):
+        return
     try:
-        recorder = _Recorder(path, os.environ.get(_SELECT), os.environ.get(_ROOT), config)
+        recorder = _Recorder(path, select, os.environ.get(_ROOT), config)
     except Exception:  # noqa: BLE001 - never break the user's run
         return
     config.pluginmanager.register(recorder, "looptop-recorder")

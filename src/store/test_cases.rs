@@ -206,6 +206,66 @@ mod tests {
     }
 
     #[test]
+    fn a_run_kept_in_the_journal_brings_its_tests_into_the_history() {
+        use crate::diagnose::per_test::{JudgedCase, Selection, TestCase};
+        use crate::report::{RunFinished, RunIdentity};
+        use crate::store::run_row::RunRow;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.duckdb");
+        let run_id = uuid::Uuid::now_v7().to_string();
+        let run = RunIdentity {
+            run_id: run_id.clone(),
+            job: "test".into(),
+            command: "pytest".into(),
+            kind: crate::config::JobKind::Test,
+            trigger: Vec::new(),
+            ts: std::time::SystemTime::now(),
+            log: None,
+        };
+        let mut finished = RunFinished::passed_for_test(run, 100.0);
+        finished.tests = Some(TestsReport {
+            count: 1,
+            passed: 1,
+            selection: Selection::Only,
+            cases: vec![JudgedCase {
+                case: TestCase {
+                    nodeid: "t.py::a".into(),
+                    file: Some("t.py".into()),
+                    outcome: TestOutcome::Passed,
+                    duration_ms: 12.5,
+                    message: None,
+                    finished_ms: Some(90.0),
+                },
+                slower: None,
+                affected: Some(true),
+            }],
+            ..TestsReport::default()
+        });
+        let row = RunRow::finished(&finished, "r".into(), "h".into());
+        crate::store::journal::append(&path, &row).expect("journal");
+        let conn = open(&path, Access::Write).expect("open");
+        schema::migrate(&conn, &path).expect("migrate");
+        crate::store::journal::ingest(&path, &conn).expect("ingest");
+        drop(conn);
+        let history = History::open(&path).expect("read");
+        let rows = history
+            .query(
+                "SELECT nodeid, duration_ms, affected, finished_ms, (SELECT test_selection FROM runs) FROM test_cases",
+            )
+            .expect("query");
+        assert_eq!(
+            rows.rows,
+            [[
+                Cell::Text("t.py::a".into()),
+                Cell::Float(12.5),
+                Cell::Bool(true),
+                Cell::Float(90.0),
+                Cell::Text("only".into())
+            ]]
+        );
+    }
+
+    #[test]
     fn a_test_whose_outcome_flips_without_a_change_that_reaches_it_is_flaky() {
         let runs: Vec<(&[&str], Vec<TestCaseRow>)> = vec![
             (

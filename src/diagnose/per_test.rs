@@ -400,6 +400,17 @@ pub fn headline(tests: &TestsReport) -> String {
     text
 }
 
+/// The TUI header's words on a run going on with a selection: "2 affected first", "1 affected
+/// only" (test files and tests looptop selected); `None` for the whole suite.
+pub fn plan_headline(plan: &TestPlan) -> Option<String> {
+    let how = match plan.selection {
+        Selection::Full => return None,
+        Selection::First => "first",
+        Selection::Only => "only",
+    };
+    Some(format!("{} affected {how}", plan.targets.len()))
+}
+
 /// The first three items, then "and N more".
 fn shortlist(items: &[String]) -> String {
     let mut text = items.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
@@ -563,6 +574,8 @@ mod tests {
             describe(&report)
         );
         assert_eq!(headline(&report), "1 of 2 tests (affected)");
+        assert_eq!(plan_headline(&plan).as_deref(), Some("0 affected first"));
+        assert_eq!(plan_headline(&TestPlan::default()), None);
         assert_eq!(
             describe_slowest(&report).as_deref(),
             Some("slowest: tests/test_b.py::t 1.0 ms, tests/test_a.py::t 1.0 ms")

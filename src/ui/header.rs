@@ -60,6 +60,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now
             None => ("watching".to_string(), theme.dim),
         };
         first.push(Span::styled(what, style));
+        let plan = job.active.as_ref().and_then(|run| run.test_plan.as_ref());
+        if let Some(words) = plan.and_then(crate::diagnose::per_test::plan_headline) {
+            first.push(Span::styled(format!(" · {words}"), theme.running));
+        }
         if let Some(last) = &job.last {
             let mark = match last.outcome {
                 Outcome::Pass => "✔",

@@ -404,10 +404,27 @@ fn a_test_job_shows_its_selection_in_the_header_and_its_tests_in_the_run() {
         view.jobs[1].finished(&last);
         view.cursor = Some(40);
     }
-    let text = text(&render(&state, &Theme::default_theme(false), 160, 48, now));
-    assert!(text.contains("3 of 212 tests (affected)"), "{text}");
-    assert!(text.contains("slower: tests/test_b.py::test_load"), "{text}");
-    assert!(text.contains("3 tests: 3 passed (3 of 212 affected first)"), "{text}");
-    assert!(text.contains("slowest: tests/test_b.py::test_load 250.0 ms"), "{text}");
-    assert!(text.contains("↗ tests/test_b.py::test_load ▁▁▁▁▁█ 5.0x"), "{text}");
+    let shown = text(&render(&state, &Theme::default_theme(false), 160, 48, now));
+    assert!(shown.contains("3 of 212 tests (affected)"), "{shown}");
+    assert!(shown.contains("slower: tests/test_b.py::test_load"), "{shown}");
+    assert!(shown.contains("3 tests: 3 passed (3 of 212 affected first)"), "{shown}");
+    assert!(
+        shown.contains("slowest: tests/test_b.py::test_load 250.0 ms"),
+        "{shown}"
+    );
+    assert!(shown.contains("↗ tests/test_b.py::test_load ▁▁▁▁▁█ 5.0x"), "{shown}");
+    // While the next run goes on, the header says what it runs first.
+    let mut running = running(now);
+    if let Some(run) = running.jobs[1].active.as_mut() {
+        run.test_plan = Some(crate::diagnose::per_test::TestPlan {
+            selection: Selection::Only,
+            targets: vec![crate::diagnose::per_test::Target {
+                target: "tests/test_b.py".into(),
+                why: "imports src/data.py".into(),
+            }],
+            affected_files: None,
+        });
+    }
+    let screen = text(&render(&running, &Theme::default_theme(false), 160, 48, now));
+    assert!(screen.contains("running 12.4 s · 1 affected only"), "{screen}");
 }

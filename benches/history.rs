@@ -153,6 +153,7 @@ fn sample(i: usize) -> Sample {
             job_present: Some(true),
             job_mem_bytes: Some(9 << 30),
             job_sm_pct: Some(40),
+            ..GpuSample::default()
         }],
     }
 }

@@ -185,6 +185,9 @@ fn rfc3339<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::
 pub struct Description {
     /// The verdict with its evidence, in one line; `None` when the run was too short to judge.
     pub verdict: Option<String>,
+    /// The run's GPUs one by one, when there is more to say than the verdict does (several
+    /// GPUs, a shared one, MIG).
+    pub gpus: Option<String>,
     /// A change of duration beyond the noise of the job's recent passing runs.
     pub regression: Option<String>,
     /// The metrics the run printed.
@@ -206,6 +209,7 @@ impl Description {
         let verdict = finished.verdict.as_ref();
         Self {
             verdict: verdict.filter(|v| v.kind != Kind::TooShort).map(|v| v.summary.clone()),
+            gpus: verdict.and_then(|v| crate::diagnose::gpus::describe(&v.gpus)),
             regression: finished
                 .regression
                 .as_ref()
@@ -225,6 +229,7 @@ impl Description {
     pub fn lines(&self) -> Vec<String> {
         let parts = [
             &self.verdict,
+            &self.gpus,
             &self.regression,
             &self.tests,
             &self.slowest_tests,

@@ -112,4 +112,21 @@ pub struct GpuSample {
     pub job_mem_bytes: Option<u64>,
     /// SM utilization of the run's processes (NVML's per-process samples); `None` when unknown.
     pub job_sm_pct: Option<u32>,
+    /// SM utilization of every other process on this GPU (NVML's per-process samples); `None`
+    /// when unknown.
+    pub others_sm_pct: Option<u32>,
+    /// Enforced power limit in milliwatts.
+    pub power_limit_mw: Option<u32>,
+    /// Share of the SMs' time they were busy, 0-100, over the last interval (GPM, Hopper and
+    /// newer); `None` where the GPU has no GPM.
+    pub sm_active_pct: Option<f32>,
+    /// SM occupancy, 0-100 (GPM).
+    pub sm_occupancy_pct: Option<f32>,
+    /// Share of the time any tensor core was busy, 0-100 (GPM).
+    pub tensor_active_pct: Option<f32>,
+    /// Share of the driver's finer utilization samples since the last reading that were under
+    /// the stall threshold, 0-100; `None` without such samples.
+    pub idle_sample_pct: Option<f32>,
+    /// The GPU runs in MIG mode: device and process utilization are not available there.
+    pub mig: bool,
 }

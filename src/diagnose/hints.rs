@@ -42,6 +42,32 @@ impl Hint {
     }
 }
 
+/// The id of the hint for a run held back by other work.
+pub const BUSY_MACHINE: &str = "busy-machine";
+
+/// Other work kept the CPUs busy (the host at `host_cpu_pct`); `alongside` names this looptop's
+/// own jobs among it, whose fix is in looptop's config.
+pub fn busy_machine(host_cpu_pct: f64, alongside: &[String]) -> Hint {
+    let text = if alongside.is_empty() {
+        format!(
+            "other work kept the CPUs busy (host at {host_cpu_pct:.0} %): rerun when the machine is quieter, stop or \
+             renice the other work, or give the job cores of its own (taskset, cgroup cpusets)"
+        )
+    } else {
+        format!(
+            "other work kept the CPUs busy (host at {host_cpu_pct:.0} %), among it this looptop's own {}: let one \
+             wait for the other (`needs` in looptop.toml), or give each cores of its own (taskset, cgroup cpusets)",
+            super::verdict::job_list(alongside)
+        )
+    };
+    let hint = Hint::new(BUSY_MACHINE, text);
+    if alongside.is_empty() {
+        hint
+    } else {
+        hint.with("alongside", alongside.to_vec())
+    }
+}
+
 /// The hints for `verdict` (computed from `points`, a run of `duration_ms`).
 pub fn hints(verdict: &Verdict, points: &[Point], duration_ms: f64) -> Vec<Hint> {
     let mut found = Vec::new();
@@ -70,16 +96,10 @@ pub fn hints(verdict: &Verdict, points: &[Point], duration_ms: f64) -> Vec<Hint>
             ));
         }
     }
-    if verdict.kind == Kind::Contended || verdict.cause == Some(Cause::Contended) {
-        found.push(Hint::new(
-            "busy-machine",
-            format!(
-                "other work kept the CPUs busy (host at {:.0} %): rerun when the machine is quieter, stop or renice \
-                 the other work, or give the job cores of its own (taskset, cgroup cpusets)",
-                verdict.host_cpu_pct.unwrap_or(0.0)
-            ),
-        ));
+    if verdict.contended() {
+        found.push(busy_machine(verdict.host_cpu_pct.unwrap_or(0.0), &[]));
     }
+    found.extend(super::gpus::hints(verdict));
     if verdict.kind == Kind::GpuUnused {
         found.push(Hint::new(
             "model-not-on-gpu",

@@ -4,6 +4,7 @@
 //! live, `regression` compares a run's duration with the job's recent runs, and `per_test`
 //! judges a test job's tests one by one the same way. Every threshold lives in `thresholds`.
 
+pub mod gpus;
 pub mod hints;
 pub mod metrics;
 pub mod per_test;
@@ -14,9 +15,10 @@ pub mod thresholds;
 pub mod verdict;
 
 use crate::sample::Sample;
+use gpus::GpuPoint;
 
 /// What the diagnosis keeps of one sample.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Point {
     /// Milliseconds since the run started.
     pub t_ms: f64,
@@ -36,21 +38,31 @@ pub struct Point {
     pub gpus_read: bool,
     /// Whether a process of the run held a GPU context (`None`: NVML cannot tell).
     pub on_gpu: Option<bool>,
-    /// Utilization of the GPUs the run is on (the busiest of them); of every watched GPU when
-    /// NVML cannot tell which the run uses; `None` without a reading.
+    /// Utilization of the GPUs the run is on (the busiest of them; on a GPU other processes
+    /// share, the run's own SM share); of every watched GPU when NVML cannot tell which the run
+    /// uses; `None` without a reading.
     pub gpu_util_pct: Option<u32>,
+    /// Of the GPUs the run is on, the least share of the driver's finer samples under
+    /// `STALL_UTIL_PCT` since the last sample (gaps shorter than a tick).
+    pub gpu_idle_sample_pct: Option<f32>,
     /// GPU memory held by the run, in % of the memory of the GPUs it is on.
     pub gpu_mem_pct: Option<f32>,
+    /// Every watched GPU, one by one.
+    pub gpus: Vec<GpuPoint>,
 }
 
 impl Point {
     /// The diagnosis' view of `sample`.
     pub fn of(sample: &Sample) -> Self {
         let known = sample.gpus.iter().any(|g| g.job_present.is_some());
+        let gpus: Vec<GpuPoint> = sample.gpus.iter().map(GpuPoint::of).collect();
+        let held = |g: &&GpuPoint| if known { g.job_present == Some(true) } else { true };
         let mine: Vec<_> = sample
             .gpus
             .iter()
-            .filter(|g| if known { g.job_present == Some(true) } else { true })
+            .zip(&gpus)
+            .filter(|(_, g)| held(g))
+            .map(|(s, _)| s)
             .collect();
         let on_gpu = known.then_some(!mine.is_empty());
         let job_mem: Option<u64> = mine.iter().map(|g| g.job_mem_bytes).sum();
@@ -71,8 +83,14 @@ impl Point {
             cores: u32::try_from(sample.host.core_pct.len()).unwrap_or(u32::MAX).max(1),
             gpus_read: sample.gpus.iter().any(|g| g.util_pct.is_some()),
             on_gpu,
-            gpu_util_pct: mine.iter().filter_map(|g| g.util_pct).max(),
+            gpu_util_pct: gpus.iter().filter(held).filter_map(GpuPoint::busy_pct).max(),
+            gpu_idle_sample_pct: gpus
+                .iter()
+                .filter(held)
+                .filter_map(|g| g.idle_sample_pct)
+                .reduce(f32::min),
             gpu_mem_pct,
+            gpus,
         }
     }
 
@@ -83,7 +101,11 @@ impl Point {
 
     /// The run holds a GPU and leaves it nearly idle.
     pub fn starved(&self) -> bool {
-        self.holds_gpu() && self.gpu_util_pct.is_some_and(|u| u < thresholds::STALL_UTIL_PCT)
+        self.holds_gpu()
+            && (self.gpu_util_pct.is_some_and(|u| u < thresholds::STALL_UTIL_PCT)
+                || self
+                    .gpu_idle_sample_pct
+                    .is_some_and(|i| f64::from(i) >= thresholds::FINE_IDLE_SAMPLES_PCT))
     }
 }
 

@@ -23,15 +23,20 @@ impl Stall {
 
 /// Every stall of a run, in order.
 pub fn episodes(points: &[Point]) -> Vec<Stall> {
+    episodes_of(points.iter().map(|p| (p.t_ms, p.starved())))
+}
+
+/// The stalls of a series of (ms since the start, starved) readings, such as one GPU's.
+pub fn episodes_of(series: impl IntoIterator<Item = (f64, bool)>) -> Vec<Stall> {
     let mut found = Vec::new();
     let mut current: Option<Stall> = None;
-    for point in points {
-        if point.starved() {
+    for (t_ms, starved) in series {
+        if starved {
             let stall = current.get_or_insert(Stall {
-                start_ms: point.t_ms,
-                end_ms: point.t_ms,
+                start_ms: t_ms,
+                end_ms: t_ms,
             });
-            stall.end_ms = point.t_ms;
+            stall.end_ms = t_ms;
         } else if let Some(done) = current.take() {
             found.push(done);
         }

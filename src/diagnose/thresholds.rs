@@ -14,6 +14,26 @@ pub const STALL_UTIL_PCT: u32 = 10;
 /// A stall is an episode of starved samples lasting at least this long.
 pub const STALL_MIN_MS: f64 = 1000.0;
 
+/// In one sample, this share of the driver's finer utilization samples (`nvmlDeviceGetSamples`,
+/// since the last sample) under `STALL_UTIL_PCT` makes the GPU starved even when NVML's coarser
+/// reading is higher: gaps shorter than one tick.
+pub const FINE_IDLE_SAMPLES_PCT: f64 = 50.0;
+
+/// Other processes at this SM share of a GPU the run holds (NVML's per-process samples) make it
+/// shared: the run is judged by its own SM share there, and hint `shared-gpu` says so.
+pub const SHARED_GPU_OTHERS_PCT: f64 = 10.0;
+
+/// `idle-gpus`: a held GPU at this mean utilization or more is busy...
+pub const IDLE_GPUS_BUSY_PCT: f64 = 50.0;
+/// ... and one starved this share of the samples in which the run held it, or more, is idle.
+pub const IDLE_GPUS_IDLE_PCT: f64 = 75.0;
+
+/// `small-kernels`: a GPU-bound run's GPU whose SMs were active (GPM) less than this share of
+/// the time is busy in name only (DCGM's guidance: under 0.5 is likely ineffective use).
+pub const SMALL_KERNELS_SM_ACTIVE_PCT: f64 = 50.0;
+/// Without GPM: power under this share of the enforced limit while "busy" says the same.
+pub const SMALL_KERNELS_POWER_PCT: f64 = 30.0;
+
 /// A run at least this long that never touched a present GPU "did not use the GPU".
 pub const GPU_UNUSED_MIN_MS: f64 = 3000.0;
 
@@ -33,6 +53,9 @@ pub const CONTENDED_RUN_QUEUE_PCT: f64 = 25.0;
 /// ... and only when other work held the CPUs: the host's CPU use beyond the job's own, in % of
 /// all cores, at least this much (a job whose threads outnumber the cores queues behind itself).
 pub const CONTENDED_OTHER_WORK_PCT: f64 = 25.0;
+
+/// A contended run names this looptop's other jobs that ran in at least this share of its samples.
+pub const ALONGSIDE_SHARE: f64 = 0.25;
 
 /// Reading from disk at this rate or more, with the CPU below `CPU_BOUND_PCT`, is I/O-bound.
 pub const IO_BOUND_READ_BYTES_PER_S: f64 = 20e6;

@@ -12,6 +12,8 @@
 //!    tree at `ALL_CORES_SHARE` of all cores), `contended` (its threads waited for a CPU
 //!    `CONTENDED_RUN_QUEUE_PCT` of the time or more), `io` (reading `IO_BOUND_READ_BYTES_PER_S` or more),
 //!    else `idle` (sleeps, locks, network, launch overhead).
+//!    A GPU in MIG mode gives no utilization: a run that held one (or may have) and got no
+//!    utilization from any GPU it held is `unknown`, never idle.
 //! 4. No GPU involved: `contended` (the threads waited on a run queue for a CPU
 //!    `CONTENDED_RUN_QUEUE_PCT` of the run or more, while the tree itself used less than
 //!    `ALL_CORES_SHARE` of the cores: other work held them), `cpu-bound` (tree at `CPU_BOUND_PCT`
@@ -20,6 +22,7 @@
 
 use serde::Serialize;
 
+use super::gpus::{per_gpu, unreadable, GpuVerdict};
 use super::hints::{hints, Hint};
 use super::stall::episodes;
 use super::thresholds::{
@@ -49,6 +52,8 @@ pub enum Kind {
     Waiting,
     /// Too few samples to judge.
     TooShort,
+    /// On a GPU whose utilization NVML does not give (MIG): the GPU side is unknown.
+    Unknown,
 }
 
 impl Kind {
@@ -63,6 +68,7 @@ impl Kind {
             Kind::IoBound => "io-bound",
             Kind::Waiting => "waiting",
             Kind::TooShort => "too-short",
+            Kind::Unknown => "unknown",
         }
     }
 }
@@ -118,6 +124,11 @@ pub struct Verdict {
     pub host_cpu_pct: Option<f64>,
     /// The most GPU memory the run held, in % of its GPUs' memory.
     pub gpu_mem_peak_pct: Option<f64>,
+    /// This looptop's other jobs that ran beside a contended run (named as part of the other
+    /// work); empty otherwise.
+    pub alongside: Vec<String>,
+    /// Every GPU the run held, one by one.
+    pub gpus: Vec<GpuVerdict>,
     /// What to try, at most three, each backed by the evidence.
     pub hints: Vec<Hint>,
     /// The verdict in one line.
@@ -143,6 +154,8 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
             .filter_map(|p| p.gpu_mem_pct)
             .map(f64::from)
             .reduce(f64::max),
+        alongside: Vec::new(),
+        gpus: per_gpu(points),
         hints: Vec::new(),
         summary: String::new(),
     };
@@ -169,6 +182,8 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
             verdict.cause = Some(cause(&evidence));
             verdict.busiest_cpu_pct = median(evidence.iter().map(|p| f64::from(p.busiest_cpu_pct)));
         }
+    } else if unreadable(&verdict.gpus).is_some() {
+        verdict.kind = Kind::Unknown;
     } else if attributed && points.iter().any(|p| p.gpus_read) && duration_ms >= GPU_UNUSED_MIN_MS {
         verdict.kind = Kind::GpuUnused;
     } else {
@@ -198,6 +213,39 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
 }
 
 /// CPU, I/O or neither, from what the median sample of `points` shows.
+impl Verdict {
+    /// Whether other work holding the CPUs is (part of) the verdict.
+    pub fn contended(&self) -> bool {
+        self.kind == Kind::Contended || self.cause == Some(Cause::Contended)
+    }
+
+    /// `jobs` of this looptop ran beside the run: when the run was contended, they are part of
+    /// the other work, and the summary and the hint name them (the fix is then in looptop's own
+    /// hands: one job at a time). Otherwise nothing changes.
+    pub fn ran_alongside(&mut self, jobs: Vec<String>) {
+        if !self.contended() || jobs.is_empty() {
+            return;
+        }
+        self.summary = format!("{}; alongside this looptop's {}", self.summary, job_list(&jobs));
+        for hint in &mut self.hints {
+            if hint.id == super::hints::BUSY_MACHINE {
+                *hint = super::hints::busy_machine(self.host_cpu_pct.unwrap_or(0.0), &jobs);
+            }
+        }
+        self.alongside = jobs;
+    }
+}
+
+/// "job `a`", "jobs `a` and `b`", "jobs `a`, `b` and `c`".
+pub fn job_list(jobs: &[String]) -> String {
+    let quoted: Vec<String> = jobs.iter().map(|j| format!("`{j}`")).collect();
+    match quoted.as_slice() {
+        [one] => format!("job {one}"),
+        [init @ .., last] => format!("jobs {} and {last}", init.join(", ")),
+        [] => "no job".to_string(),
+    }
+}
+
 fn cause(points: &[&Point]) -> Cause {
     let busiest = median(points.iter().map(|p| f64::from(p.busiest_cpu_pct))).unwrap_or(0.0);
     let tree_share = median(
@@ -272,6 +320,10 @@ fn summary(verdict: &Verdict, points: &[Point], duration_ms: f64) -> String {
             format!("{kind}: CPU {tree:.0} % of one core, disk {read:.1} MB/s: sleeps, locks or network")
         }
         Kind::TooShort => format!("too short to judge: {}", count(points.len(), "sample", "samples")),
+        Kind::Unknown => format!(
+            "{kind}: the job is on GPU {}, in MIG mode, where NVML gives no utilization",
+            unreadable(&verdict.gpus).unwrap_or(0)
+        ),
     }
 }
 
@@ -451,6 +503,16 @@ mod tests {
             "{:?}",
             verdict.hints
         );
+        // Jobs of this looptop beside it are named only where other work is the verdict.
+        let mut named = verdict.clone();
+        named.ran_alongside(vec!["train".into(), "lint".into(), "queries".into()]);
+        assert!(named
+            .summary
+            .ends_with("alongside this looptop's jobs `train`, `lint` and `queries`"));
+        let mut busy = judge(&off_gpu(195.0, Some(180.0)), 2000.0);
+        let before = busy.clone();
+        busy.ran_alongside(vec!["train".into()]);
+        assert_eq!(busy, before, "a CPU-bound run is not about the other jobs");
         // The same low CPU without run-queue delay: it really slept.
         for twin in [off_gpu(45.0, Some(1.0)), off_gpu(45.0, None)] {
             let verdict = judge(&twin, 2000.0);

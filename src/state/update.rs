@@ -10,7 +10,7 @@ use super::{ActiveRun, Burst, Exit, Mode, Spawned, State, Stop, StopReason, Trig
 use crate::config::OnChange;
 use crate::diagnose::query::{QueryProfile, QueryReport};
 use crate::diagnose::regression::compare;
-use crate::diagnose::thresholds::BASELINE_RUNS;
+use crate::diagnose::thresholds::{ALONGSIDE_SHARE, BASELINE_RUNS};
 use crate::diagnose::verdict::judge;
 use crate::diagnose::Point;
 use crate::effect::{Effect, Report, StopSignal};
@@ -235,10 +235,26 @@ fn sampled(state: &mut State, sample: Box<crate::sample::Sample>, effects: &mut 
     let Some((index, _)) = state.run_mut(sample.key) else {
         return;
     };
+    let others: Vec<String> = state
+        .jobs
+        .iter()
+        .enumerate()
+        .filter(|(other, job)| {
+            *other != index
+                && job
+                    .active
+                    .as_ref()
+                    .is_some_and(|r| r.spawned.is_some() && r.exit.is_none())
+        })
+        .map(|(_, job)| job.spec.name.clone())
+        .collect();
     let job = &mut state.jobs[index];
     let Some(run) = job.active.as_mut() else { return };
     let Some(spawned) = &run.spawned else { return };
     let run_id = spawned.run_id.clone();
+    for other in others {
+        *run.alongside.entry(other).or_default() += 1;
+    }
     let point = Point::of(&sample);
     run.usage.add(&sample);
     if let Some(since_ms) = run.stall.observe(&point) {
@@ -486,6 +502,7 @@ fn start_run(state: &mut State, index: usize, trigger: Trigger, during_previous:
         stall: crate::diagnose::stall::StallWatch::default(),
         output: crate::diagnose::metrics::OutputScanner::default(),
         query: None,
+        alongside: std::collections::BTreeMap::new(),
         test_plan: None,
         test_results: None,
     });
@@ -609,6 +626,15 @@ fn run_finished(
     let ended_at = run.exit.map_or(now, |e| e.at);
     let status = run.exit.map(|e| e.status).unwrap_or_default();
     let duration_ms = ms(ended_at.saturating_duration_since(spawned.at));
+    let mut verdict = judge(&run.points, duration_ms);
+    let samples = run.points.len();
+    verdict.ran_alongside(
+        run.alongside
+            .iter()
+            .filter(|(_, &seen)| seen as f64 >= ALONGSIDE_SHARE * samples as f64)
+            .map(|(name, _)| name.clone())
+            .collect(),
+    );
     Some(RunFinished {
         run: run_identity(spec, &run)?,
         exit_code: status.code,
@@ -618,7 +644,7 @@ fn run_finished(
         cpu_sys_ms: ms(cpu.sys),
         outcome: outcome(&run),
         usage: run.usage.summary(),
-        verdict: Some(judge(&run.points, duration_ms)),
+        verdict: Some(verdict),
         regression: None,
         metrics: run.output.summary(&spec.metrics),
         query: run.query.take().map(|profile| QueryReport {
@@ -764,6 +790,94 @@ mod tests {
         let key = started_key(&start_all(&mut state)).expect("starts");
         spawn(&mut state, key, t0);
         (state, key)
+    }
+
+    /// A sample of a run held back by other work: 45 % of one core, its threads waiting for a CPU
+    /// half the time, a 2-core host fully busy.
+    fn contended_sample(key: RunKey, t_ms: f64) -> Event {
+        use crate::sample::{HostSample, ProcessSample, Sample, TreeSample};
+        Event::Sample(Box::new(Sample {
+            key,
+            t_ms,
+            host: HostSample {
+                cpu_pct: 100.0,
+                core_pct: vec![100.0, 100.0],
+                ..HostSample::default()
+            },
+            tree: TreeSample {
+                processes: 1,
+                cpu_pct: 45.0,
+                run_queue_delay_pct: Some(52.0),
+                top: vec![ProcessSample {
+                    pid: 1,
+                    name: "duckdb".into(),
+                    cpu_pct: 45.0,
+                    rss_bytes: 1,
+                }],
+                ..TreeSample::default()
+            },
+            gpus: Vec::new(),
+        }))
+    }
+
+    #[test]
+    fn a_contended_run_names_the_jobs_of_this_looptop_that_ran_beside_it() {
+        let t0 = Instant::now();
+        let named = |name: &str| {
+            let mut spec = job(OnChange::Restart);
+            spec.name = name.to_string();
+            spec
+        };
+        for train_runs in [true, false] {
+            let mut state = State::new(vec![named("queries"), named("train")], COALESCING, Mode::Watch);
+            let starts = start_all(&mut state);
+            let keys: Vec<RunKey> = starts
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::StartRun { key, .. } => Some(*key),
+                    _ => None,
+                })
+                .collect();
+            let [queries, train] = keys[..] else {
+                panic!("two starts: {starts:?}")
+            };
+            spawn(&mut state, queries, t0);
+            if train_runs {
+                spawn(&mut state, train, t0);
+            }
+            for i in 1..=8u32 {
+                update(
+                    &mut state,
+                    contended_sample(queries, f64::from(i) * 250.0),
+                    ms_after(t0, u64::from(i) * 250),
+                );
+            }
+            let effects = exit(&mut state, queries, Some(0), None, ms_after(t0, 2000));
+            let verdict = finished(&effects).and_then(|f| f.verdict.clone()).expect("a verdict");
+            assert_eq!(verdict.kind, crate::diagnose::verdict::Kind::Contended, "{verdict:?}");
+            let hint = verdict.hints.iter().find(|h| h.id == "busy-machine").expect("the hint");
+            if train_runs {
+                assert_eq!(verdict.alongside, vec!["train".to_string()]);
+                assert!(
+                    verdict.summary.ends_with("; alongside this looptop's job `train`"),
+                    "{}",
+                    verdict.summary
+                );
+                assert!(hint.text.contains("this looptop's own job `train`"), "{}", hint.text);
+                assert_eq!(hint.evidence["alongside"], serde_json::json!(["train"]));
+            } else {
+                assert!(
+                    verdict.alongside.is_empty() && !verdict.summary.contains("alongside"),
+                    "{verdict:?}"
+                );
+                assert!(
+                    hint.text
+                        .starts_with("other work kept the CPUs busy (host at 100 %): rerun"),
+                    "{}",
+                    hint.text
+                );
+            }
+        }
     }
 
     #[test]

@@ -128,7 +128,7 @@ impl History {
                 "SELECT * FROM (SELECT run_id::VARCHAR, duration_ms, outcome, regression, \
                  strftime(started_at::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), array_to_string(trigger_files, chr(10)), \
                  verdict_summary, array_to_string(coalesce(hints, []), chr(10)), metric_summary, started_at, verdict, \
-                 query_profile, regression_ratio, baseline_runs, baseline_ms, tests FROM runs \
+                 query_profile, regression_ratio, baseline_runs, baseline_ms, gpu_verdicts, tests FROM runs \
                  WHERE job = ? AND duration_ms IS NOT NULL AND outcome <> 'running' \
                  ORDER BY started_at DESC LIMIT ?) ORDER BY started_at",
             )
@@ -174,9 +174,12 @@ impl History {
                         row.get(6)?,
                         regression_line,
                         split(row.get(7)?),
-                        row.get(8)?,
-                        row.get(11)?,
-                        row.get(15)?,
+                        Kept {
+                            metrics: row.get(8)?,
+                            query: row.get(11)?,
+                            gpus: row.get(15)?,
+                            tests: row.get(16)?,
+                        },
                     ),
                 })
             })
@@ -270,18 +273,33 @@ impl History {
     }
 }
 
+/// What the history keeps of a run's description as JSON text, column by column.
+struct Kept {
+    /// `metric_summary`.
+    metrics: Option<String>,
+    /// `query_profile`.
+    query: Option<String>,
+    /// `gpu_verdicts`.
+    gpus: Option<String>,
+    /// `tests`.
+    tests: Option<String>,
+}
+
 /// A recorded run's description, from what the history kept of it: its verdict (`kind` and
-/// `summary`), its regression line, the verdict's hints, the metric summary, the query
-/// profile and the tests (JSON text).
+/// `summary`), its regression line, the verdict's hints, and the JSON columns (`kept`).
 fn described(
     kind: Option<&str>,
     summary: Option<String>,
     regression: Option<String>,
     hints: Vec<String>,
-    metrics: Option<String>,
-    query: Option<String>,
-    tests: Option<String>,
+    kept: Kept,
 ) -> crate::report::Description {
+    let Kept {
+        metrics,
+        query,
+        gpus,
+        tests,
+    } = kept;
     let query: Option<serde_json::Value> = query.and_then(|json| serde_json::from_str(&json).ok());
     let tests: Option<TestsReport> = tests.and_then(|json| serde_json::from_str(&json).ok());
     // Before hints had ids, a query's hints were kept only as words in its profile; since, every
@@ -292,6 +310,9 @@ fn described(
         .unwrap_or_default();
     crate::report::Description {
         verdict: summary.filter(|_| kind != Some(crate::diagnose::verdict::Kind::TooShort.as_str())),
+        gpus: gpus
+            .and_then(|json| serde_json::from_str::<Vec<crate::diagnose::gpus::GpuVerdict>>(&json).ok())
+            .and_then(|g| crate::diagnose::gpus::describe(&g)),
         regression,
         metrics: metrics
             .and_then(|json| serde_json::from_str::<Vec<MetricSummary>>(&json).ok())

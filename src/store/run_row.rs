@@ -102,6 +102,9 @@ pub struct RunEnd {
     /// How many passing runs the regression was measured against.
     #[serde(default)]
     pub baseline_runs: Option<u32>,
+    /// The verdict's GPUs one by one, as JSON; `None` when the run held none.
+    #[serde(default)]
+    pub gpu_verdicts: Option<String>,
     /// A test job's selection: full, first, only.
     #[serde(default)]
     pub test_selection: Option<String>,
@@ -183,6 +186,9 @@ impl RunRow {
                     .flatten(),
                 run_queue_delay_pct: usage.run_queue_delay_pct,
                 baseline_runs: regression.map(|r| u32::try_from(r.baseline_runs).unwrap_or(u32::MAX)),
+                gpu_verdicts: verdict
+                    .filter(|v| !v.gpus.is_empty())
+                    .and_then(|v| serde_json::to_string(&v.gpus).ok()),
                 test_selection: finished.tests.as_ref().map(|t| t.selection.as_str().to_string()),
                 tests: finished.tests.as_ref().and_then(|t| serde_json::to_string(t).ok()),
                 test_cases: finished
@@ -245,7 +251,7 @@ impl RunRow {
              gpu_util_mean_pct = ?, gpu_mem_peak_bytes = ?, gpu_on_fraction = ?, verdict = ?, verdict_cause = ?, \
              verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, stalls = ?, stall_ms = ?, hints = {}, hint_ids = {}, \
              regression = ?, regression_ratio = ?, baseline_ms = ?, query_rows = ?, query_ms = ?, query_profile = ?, \
-             metric_summary = ?, run_queue_delay_pct = ?, baseline_runs = ?, test_selection = ?, tests = ? \
+             metric_summary = ?, run_queue_delay_pct = ?, baseline_runs = ?, gpu_verdicts = ?, test_selection = ?, tests = ? \
              WHERE run_id = ?::UUID",
             list_placeholders(end.hints.len()),
             list_placeholders(end.hint_ids.len())
@@ -284,6 +290,7 @@ impl RunRow {
             &end.metric_summary,
             &end.run_queue_delay_pct,
             &end.baseline_runs,
+            &end.gpu_verdicts,
             &end.test_selection,
             &end.tests,
             &self.run_id,

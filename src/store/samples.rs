@@ -64,6 +64,13 @@ pub fn append(conn: &Connection, rows: &[SampleRow]) -> duckdb::Result<()> {
                 g.job_present,
                 g.job_mem_bytes.map(big),
                 g.job_sm_pct,
+                g.others_sm_pct,
+                g.power_limit_mw,
+                g.sm_active_pct.map(f64::from),
+                g.sm_occupancy_pct.map(f64::from),
+                g.tensor_active_pct.map(f64::from),
+                g.idle_sample_pct.map(f64::from),
+                g.mig,
             ])?;
         }
     }
@@ -116,7 +123,8 @@ pub fn load(conn: &Connection, run_id: &str) -> duckdb::Result<Vec<Sample>> {
         .collect::<duckdb::Result<Vec<Sample>>>()?;
     let mut stmt = conn.prepare(
         "SELECT t_ms, gpu, util_pct, mem_util_pct, mem_used_bytes, mem_total_bytes, power_mw, temp_c, \
-         sm_clock_mhz, job_present, job_mem_bytes, job_sm_pct FROM gpu_samples WHERE run_id = ?::UUID \
+         sm_clock_mhz, job_present, job_mem_bytes, job_sm_pct, others_sm_pct, power_limit_mw, sm_active_pct, \
+         sm_occupancy_pct, tensor_active_pct, idle_sample_pct, mig FROM gpu_samples WHERE run_id = ?::UUID \
          ORDER BY t_ms, gpu",
     )?;
     let gpus = stmt.query_map([run_id], |row| {
@@ -133,6 +141,13 @@ pub fn load(conn: &Connection, run_id: &str) -> duckdb::Result<Vec<Sample>> {
             job_present: row.get(9)?,
             job_mem_bytes: row.get::<_, Option<i64>>(10)?.map(|b| unsigned(Some(b))),
             job_sm_pct: row.get(11)?,
+            others_sm_pct: row.get(12)?,
+            power_limit_mw: row.get(13)?,
+            sm_active_pct: row.get::<_, Option<f64>>(14)?.map(|v| v as f32),
+            sm_occupancy_pct: row.get::<_, Option<f64>>(15)?.map(|v| v as f32),
+            tensor_active_pct: row.get::<_, Option<f64>>(16)?.map(|v| v as f32),
+            idle_sample_pct: row.get::<_, Option<f64>>(17)?.map(|v| v as f32),
+            mig: row.get::<_, Option<bool>>(18)?.unwrap_or(false),
         };
         Ok((t_ms, gpu))
     })?;

@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
 use super::Theme;
+use crate::diagnose::gpus::GpuPoint;
 use crate::headless::format_bytes;
 use crate::report::count;
 use crate::sample::Sample;
@@ -47,7 +48,13 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, roo
     };
     // GPUs first: at 80x24 only the first lines fit, and a starved GPU must not be missed.
     for gpu in &last.gpus {
-        let util = gpu.util_pct.map_or("N/A".to_string(), |u| format!("{u}%"));
+        // On a shared GPU the job is judged by its own SM share: show it before the device's.
+        let util = match (gpu.util_pct, gpu.job_sm_pct) {
+            (None, _) if gpu.mig => "MIG".to_string(),
+            (None, _) => "N/A".to_string(),
+            (Some(u), Some(own)) if GpuPoint::of(gpu).shared() => format!("{own}/{u}%"),
+            (Some(u), _) => format!("{u}%"),
+        };
         let mine = if gpu.job_present == Some(true) { "*" } else { " " };
         lines.push(spark(
             label(&format!("gpu{}{mine}", gpu.index), &util),

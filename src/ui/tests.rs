@@ -124,6 +124,7 @@ fn sample(t_ms: f64, util: u32, loader_cpu: f32) -> Sample {
             job_present: Some(true),
             job_mem_bytes: Some(8_500_000_000),
             job_sm_pct: Some(util),
+            ..GpuSample::default()
         }],
     }
 }
@@ -148,6 +149,7 @@ fn running(now: Instant) -> State {
         stall: Default::default(),
         output: Default::default(),
         query: None,
+        alongside: Default::default(),
         test_plan: None,
         test_results: None,
     });
@@ -360,6 +362,36 @@ fn memory_shows_what_the_processes_last_had_not_the_empty_tree_after_they_exit()
         .find(|l| l.contains("│rss"))
         .unwrap_or_else(|| panic!("no rss row:\n{screen}"));
     assert!(rss.contains("2.3 GB") && !rss.contains(" 0 B"), "{rss}");
+}
+
+#[test]
+fn a_shared_gpu_shows_the_jobs_own_share_and_a_mig_gpu_says_so() {
+    let now = Instant::now();
+    let mut state = running(now);
+    if let Some(view) = state.view.as_mut() {
+        for sample in view.jobs[1].live.iter_mut() {
+            sample.gpus[0].util_pct = Some(90);
+            sample.gpus[0].job_sm_pct = Some(4);
+            sample.gpus[0].others_sm_pct = Some(85);
+            sample.gpus.push(GpuSample {
+                index: 1,
+                mig: true,
+                job_present: Some(true),
+                ..GpuSample::default()
+            });
+        }
+    }
+    let shared = text(&render(&state, &Theme::default_theme(false), 160, 48, now));
+    assert!(shared.contains("gpu0*    4/90%"), "{shared}");
+    assert!(shared.contains("gpu1*      MIG"), "{shared}");
+    // The fixed twin: the job alone on its GPU shows the device's figure.
+    if let Some(view) = state.view.as_mut() {
+        for sample in view.jobs[1].live.iter_mut() {
+            sample.gpus[0].others_sm_pct = Some(0);
+        }
+    }
+    let alone = text(&render(&state, &Theme::default_theme(false), 160, 48, now));
+    assert!(alone.contains("gpu0*      90%"), "{alone}");
 }
 
 #[test]

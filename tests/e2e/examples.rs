@@ -97,3 +97,32 @@ fn the_training_step_example_shows_its_bottleneck_to_looptop() {
         assert!(log.contains(bound), "{job}: {log}");
     }
 }
+
+#[test]
+fn the_training_step_example_on_cuda_without_a_driver_says_so() {
+    let example = cargo_example("training_step");
+    // A library that is not there stands for a machine without the NVIDIA driver.
+    let out = std::process::Command::new(&example)
+        .args(["--device", "cuda", "--steps", "2"])
+        .env("TRAINING_STEP_CUDA_LIB", "/nonexistent/libcuda.so.1")
+        .output()
+        .expect("run the example");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--device cuda: cannot load the NVIDIA driver's /nonexistent/libcuda.so.1")
+            && stderr.contains("--device cpu"),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no step ran: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let bad = std::process::Command::new(&example)
+        .args(["--device", "tpu"])
+        .output()
+        .expect("run the example");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--device takes cpu or cuda, not `tpu`"));
+}

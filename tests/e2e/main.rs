@@ -11,6 +11,7 @@ mod history;
 mod init;
 mod metrics_and_queries;
 mod output;
+mod per_gpu;
 mod readme;
 mod safety;
 mod sampling;

@@ -8,10 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
-use nvml_wrapper::enums::device::UsedGpuMemory;
+use nvml_wrapper::enum_wrappers::device::{Clock, Sampling, TemperatureSensor};
+use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
+use nvml_wrapper::enums::gpm::GpmMetricId;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::gpm::{gpm_metrics_get, GpmSample};
 use nvml_wrapper::{Device, Nvml};
+use nvml_wrapper_sys::bindings::{nvmlGpmSample_t, NVML_DEVICE_MIG_ENABLE};
 
 use crate::event::Notice;
 use crate::sample::GpuSample;
@@ -63,6 +66,9 @@ enum Reading {
     Clock,
     Processes,
     ProcessUtilization,
+    PowerLimit,
+    UtilizationSamples,
+    SmActivity,
 }
 
 impl Reading {
@@ -75,6 +81,9 @@ impl Reading {
             Reading::Clock => "SM clock",
             Reading::Processes => "per-process memory (which processes use the GPU)",
             Reading::ProcessUtilization => "per-process utilization",
+            Reading::PowerLimit => "enforced power limit",
+            Reading::UtilizationSamples => "finer utilization samples (nvmlDeviceGetSamples)",
+            Reading::SmActivity => "SM activity (GPM)",
         }
     }
 }
@@ -88,6 +97,61 @@ struct DeviceState {
     /// Newest per-process sample seen, in NVML's microseconds: the next query asks for newer
     /// ones only (asking with 0 makes the driver average over a long window).
     last_seen_us: u64,
+    /// Newest finer utilization sample seen, in NVML's microseconds.
+    samples_seen_us: u64,
+    /// The GPU runs in MIG mode.
+    mig: bool,
+    /// The previous GPM sample (owned: freed on the next reading or when the probe goes).
+    gpm_previous: Option<nvmlGpmSample_t>,
+}
+
+impl DeviceState {
+    fn new(nvml: &Nvml, index: u32, notices: &mut Vec<Notice>) -> Self {
+        let device = nvml.device_by_index(index);
+        let name = device
+            .as_ref()
+            .ok()
+            .and_then(|d| d.name().ok())
+            .unwrap_or_else(|| format!("GPU {index}"));
+        let mig = device
+            .as_ref()
+            .ok()
+            .and_then(|d| d.mig_mode().ok())
+            .is_some_and(|m| m.current == NVML_DEVICE_MIG_ENABLE);
+        let mut off = BTreeMap::new();
+        // Pre-Hopper GPUs have no GPM: expected, so no warning; `looptop doctor` lists it.
+        if !device.as_ref().ok().and_then(|d| d.gpm_support().ok()).unwrap_or(false) {
+            off.insert(
+                Reading::SmActivity,
+                "needs a Hopper or newer GPU and driver".to_string(),
+            );
+        }
+        if mig {
+            let why = "not available in MIG mode".to_string();
+            for reading in [
+                Reading::Utilization,
+                Reading::ProcessUtilization,
+                Reading::UtilizationSamples,
+                Reading::SmActivity,
+            ] {
+                off.insert(reading, why.clone());
+            }
+            notices.push(Notice::warn(format!(
+                "GPU {index} ({name}) runs in MIG mode: NVML gives no utilization there, so looptop's verdict \
+                 on it is \"unknown\", not idle"
+            )));
+        }
+        Self {
+            index,
+            name,
+            lost: false,
+            off,
+            last_seen_us: 0,
+            samples_seen_us: 0,
+            mig,
+            gpm_previous: None,
+        }
+    }
 }
 
 /// One GPU's readings of one tick, before they are split among runs.
@@ -103,25 +167,40 @@ pub struct DeviceReading {
 }
 
 impl DeviceReading {
-    /// This GPU as seen by the run whose processes are `tree`.
-    pub fn for_tree(&self, tree: &BTreeSet<u32>) -> GpuSample {
+    /// NVML lists one of `ids` on this GPU (a context, or SM samples).
+    pub fn lists_any(&self, ids: &BTreeSet<u32>) -> bool {
+        self.processes.iter().flatten().any(|(pid, _)| ids.contains(pid))
+            || self.process_sm_pct.iter().flatten().any(|(pid, _)| ids.contains(pid))
+    }
+
+    /// This GPU as seen by the run whose processes NVML knows as `ids`. With `absence_proves`
+    /// false (looptop cannot name the host's pids), a GPU that lists none of `ids` says nothing
+    /// about the run: its share stays unknown rather than 0.
+    pub fn for_tree(&self, ids: &BTreeSet<u32>, absence_proves: bool) -> GpuSample {
         let mut sample = self.device.clone();
+        if !absence_proves && !self.lists_any(ids) {
+            return sample;
+        }
         if let Some(processes) = &self.processes {
             let mine: Vec<Option<u64>> = processes
                 .iter()
-                .filter(|(pid, _)| tree.contains(pid))
+                .filter(|(pid, _)| ids.contains(pid))
                 .map(|&(_, mem)| mem)
                 .collect();
             sample.job_present = Some(!mine.is_empty());
             sample.job_mem_bytes = mine.iter().copied().sum::<Option<u64>>();
         }
         if let Some(util) = &self.process_sm_pct {
-            let sm: u32 = util
-                .iter()
-                .filter(|(pid, _)| tree.contains(pid))
-                .map(|(_, &sm)| sm)
-                .sum();
-            sample.job_sm_pct = Some(sm.min(100));
+            let share = |mine: bool| -> u32 {
+                util.iter()
+                    .filter(|(pid, _)| ids.contains(pid) == mine)
+                    .map(|(_, &sm)| sm)
+                    .sum::<u32>()
+                    .min(100)
+            };
+            let sm = share(true);
+            sample.job_sm_pct = Some(sm);
+            sample.others_sm_pct = Some(share(false));
             if sm > 0 && sample.job_present != Some(true) {
                 sample.job_present = Some(true);
             }
@@ -136,6 +215,18 @@ pub struct GpuProbe {
     library: String,
     driver: Option<String>,
     devices: Vec<DeviceState>,
+}
+
+impl Drop for GpuProbe {
+    fn drop(&mut self) {
+        for state in &mut self.devices {
+            if let Some(handle) = state.gpm_previous.take() {
+                // SAFETY: the handle came from `GpmSample::into_handle` on this `Nvml` and is
+                // owned by this state alone; wrapping it again frees it once.
+                drop(unsafe { GpmSample::from_handle(&self.nvml, handle) });
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for GpuProbe {
@@ -181,16 +272,7 @@ impl GpuProbe {
         };
         let devices = indices
             .into_iter()
-            .map(|index| DeviceState {
-                index,
-                name: nvml
-                    .device_by_index(index)
-                    .and_then(|d| d.name())
-                    .unwrap_or_else(|_| format!("GPU {index}")),
-                lost: false,
-                off: BTreeMap::new(),
-                last_seen_us: 0,
-            })
+            .map(|index| DeviceState::new(&nvml, index, &mut notices))
             .collect();
         Ok((
             Self {
@@ -243,7 +325,7 @@ impl GpuProbe {
             .iter_mut()
             .filter(|d| !d.lost)
             .map(|state| match nvml.device_by_index(state.index) {
-                Ok(device) => read_device(&device, state, notices),
+                Ok(device) => read_device(nvml, &device, state, notices),
                 Err(e) => {
                     lose(state, &e, notices);
                     DeviceReading {
@@ -308,10 +390,11 @@ fn load(explicit: Option<&Path>) -> Result<(Nvml, String), GpuUnavailable> {
     Err(GpuUnavailable { reason, expected })
 }
 
-fn read_device(device: &Device<'_>, state: &mut DeviceState, notices: &mut Vec<Notice>) -> DeviceReading {
+fn read_device(nvml: &Nvml, device: &Device<'_>, state: &mut DeviceState, notices: &mut Vec<Notice>) -> DeviceReading {
     let mut reading = DeviceReading {
         device: GpuSample {
             index: state.index,
+            mig: state.mig,
             ..GpuSample::default()
         },
         ..DeviceReading::default()
@@ -325,6 +408,15 @@ fn read_device(device: &Device<'_>, state: &mut DeviceState, notices: &mut Vec<N
         reading.device.mem_total_bytes = Some(memory.total);
     }
     reading.device.power_mw = try_read(state, Reading::Power, || device.power_usage(), notices);
+    if reading.device.power_mw.is_some() {
+        reading.device.power_limit_mw = try_read(state, Reading::PowerLimit, || device.enforced_power_limit(), notices);
+    }
+    reading.device.idle_sample_pct = idle_sample_share(device, state, notices);
+    if let Some(activity) = sm_activity(nvml, device, state, notices) {
+        reading.device.sm_active_pct = activity[0];
+        reading.device.sm_occupancy_pct = activity[1];
+        reading.device.tensor_active_pct = activity[2];
+    }
     reading.device.temp_c = try_read(
         state,
         Reading::Temperature,
@@ -368,6 +460,74 @@ fn read_device(device: &Device<'_>, state: &mut DeviceState, notices: &mut Vec<N
         newest
     });
     reading
+}
+
+/// The share of the driver's utilization samples since the last call that were under
+/// `STALL_UTIL_PCT`: gaps shorter than one tick show here. `None` on the first call (the driver's
+/// buffer reaches back before the run) or when the driver has no new samples.
+fn idle_sample_share(device: &Device<'_>, state: &mut DeviceState, notices: &mut Vec<Notice>) -> Option<f32> {
+    let since = state.samples_seen_us;
+    let call = || match device.samples(Sampling::GpuUtilization, since) {
+        Err(NvmlError::NotFound) => Ok(Vec::new()),
+        other => other,
+    };
+    let samples = try_read(state, Reading::UtilizationSamples, call, notices)?;
+    let values: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.timestamp > since)
+        .map(|s| match s.value {
+            SampleValue::F64(v) => v,
+            SampleValue::U32(v) => f64::from(v),
+            SampleValue::U64(v) => v as f64,
+            SampleValue::I64(v) => v as f64,
+        })
+        .collect();
+    let newest = samples.iter().map(|s| s.timestamp).max().unwrap_or(since);
+    state.samples_seen_us = state.samples_seen_us.max(newest);
+    if since == 0 || values.is_empty() {
+        return None;
+    }
+    let idle = values
+        .iter()
+        .filter(|&&v| v < f64::from(crate::diagnose::thresholds::STALL_UTIL_PCT))
+        .count();
+    Some((idle as f64 / values.len() as f64 * 100.0) as f32)
+}
+
+/// GPM's SM activity, SM occupancy and tensor activity, 0-100 each.
+type SmActivity = [Option<f32>; 3];
+
+/// GPM's SM activity, SM occupancy and tensor activity since the previous reading (Hopper and
+/// newer); the first call only takes the starting sample.
+fn sm_activity(
+    nvml: &Nvml,
+    device: &Device<'_>,
+    state: &mut DeviceState,
+    notices: &mut Vec<Notice>,
+) -> Option<SmActivity> {
+    let previous = state.gpm_previous.take();
+    let call = || -> Result<(nvmlGpmSample_t, Option<SmActivity>), NvmlError> {
+        // SAFETY: the handle came from `into_handle` on this `Nvml` and nothing else owns it.
+        let previous = previous.map(|h| unsafe { GpmSample::from_handle(nvml, h) });
+        let current = device.gpm_sample()?;
+        let metrics = match &previous {
+            Some(previous) => {
+                let ids = [
+                    GpmMetricId::SmUtil,
+                    GpmMetricId::SmOccupancy,
+                    GpmMetricId::AnyTensorUtil,
+                ];
+                let values = gpm_metrics_get(nvml, previous, &current, &ids)?;
+                let value = |i: usize| values.get(i).and_then(|r| r.as_ref().ok()).map(|m| m.value as f32);
+                Some([value(0), value(1), value(2)])
+            }
+            None => None,
+        };
+        Ok((current.into_handle(), metrics))
+    };
+    let (handle, metrics) = try_read(state, Reading::SmActivity, call, notices)?;
+    state.gpm_previous = Some(handle);
+    metrics
 }
 
 /// The value, or `None` after switching the reading off (or marking the GPU lost) with a notice.
@@ -446,15 +606,36 @@ mod tests {
 
     #[test]
     fn a_run_gets_only_its_own_processes_share() {
-        let sample = reading().for_tree(&BTreeSet::from([10, 11, 12]));
+        let sample = reading().for_tree(&BTreeSet::from([10, 11, 12]), true);
         assert_eq!(sample.job_present, Some(true));
         assert_eq!(sample.job_mem_bytes, Some((1 << 30) + (1 << 20)));
         assert_eq!(sample.job_sm_pct, Some(30));
+        assert_eq!(sample.others_sm_pct, Some(60), "pid 99 is someone else");
         assert_eq!(sample.util_pct, Some(40));
-        let other = reading().for_tree(&BTreeSet::from([500]));
+        let other = reading().for_tree(&BTreeSet::from([500]), true);
         assert_eq!(other.job_present, Some(false));
         assert_eq!(other.job_mem_bytes, Some(0));
         assert_eq!(other.job_sm_pct, Some(0));
+        assert_eq!(other.others_sm_pct, Some(90));
+    }
+
+    #[test]
+    fn where_host_pids_are_unknowable_absence_proves_nothing() {
+        // In a container NVML's host pids never match: the run's share is unknown, not 0.
+        let unknown = reading().for_tree(&BTreeSet::from([1, 2]), false);
+        assert_eq!(
+            (
+                unknown.job_present,
+                unknown.job_sm_pct,
+                unknown.others_sm_pct,
+                unknown.job_mem_bytes
+            ),
+            (None, None, None, None)
+        );
+        assert_eq!(unknown.util_pct, Some(40), "the device readings remain");
+        // A pid that does match (a driver that reports this namespace's pids) is believed.
+        let known = reading().for_tree(&BTreeSet::from([10]), false);
+        assert_eq!((known.job_present, known.job_sm_pct), (Some(true), Some(30)));
     }
 
     #[test]
@@ -462,12 +643,12 @@ mod tests {
         let mut r = reading();
         r.processes = Some(vec![(10, None)]);
         r.process_sm_pct = None;
-        let sample = r.for_tree(&BTreeSet::from([10]));
+        let sample = r.for_tree(&BTreeSet::from([10]), true);
         assert_eq!(sample.job_present, Some(true));
         assert_eq!(sample.job_mem_bytes, None, "memory not available is not 0");
         assert_eq!(sample.job_sm_pct, None);
         r.processes = None;
-        let sample = r.for_tree(&BTreeSet::from([10]));
+        let sample = r.for_tree(&BTreeSet::from([10]), true);
         assert_eq!(sample.job_present, None);
     }
 

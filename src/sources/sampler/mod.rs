@@ -5,6 +5,7 @@
 
 pub mod counters;
 pub mod gpu;
+pub mod pidns;
 pub mod system;
 pub mod tree;
 
@@ -111,6 +112,11 @@ struct Probes {
     gpu_opened: bool,
     /// Bytes per memory page (for resident sizes).
     page_bytes: u64,
+    /// How NVML's pids relate to the ones in `/proc`.
+    pids: pidns::PidView,
+    /// In an isolated pid namespace: NVML has listed a pid of a run, so it reports this
+    /// namespace's pids (a driver or stand-in that translates them) and absence proves absence.
+    nvml_names_ours: bool,
 }
 
 fn sample_forever(settings: &SamplerSettings, rx: &mpsc::Receiver<Command>, events: &Sender<Event>) {
@@ -119,6 +125,8 @@ fn sample_forever(settings: &SamplerSettings, rx: &mpsc::Receiver<Command>, even
         gpu: None,
         gpu_opened: false,
         page_bytes: page_bytes(),
+        pids: pidns::PidView::detect(Path::new(PROC)),
+        nvml_names_ours: false,
     };
     if probes.system.is_none() {
         log::warn!("cannot read this system's CPU and memory: the host is not sampled");
@@ -221,13 +229,35 @@ fn tick(probes: &mut Probes, runs: &mut BTreeMap<RunKey, Tracked>, now: Instant,
             t_ms: now.saturating_duration_since(run.spawned_at).as_secs_f64() * 1000.0,
             host: host.clone().unwrap_or_default(),
             tree: run.read(&members, probes.page_bytes, now),
-            gpus: gpus.iter().map(|g| g.for_tree(&members)).collect(),
+            gpus: attribute(&gpus, probes.pids, &mut probes.nvml_names_ours, &members),
         };
         if events.blocking_send(Event::Sample(Box::new(sample))).is_err() {
             return false;
         }
     }
     true
+}
+
+/// Each GPU as seen by the run whose processes (in `/proc`) are `members`.
+/// Where looptop cannot name the host's pids, a GPU that lists none of the run's says nothing
+/// about it, until NVML has once listed a run's pid (`names_ours`): then it speaks this
+/// namespace's pids.
+fn attribute(
+    gpus: &[gpu::DeviceReading],
+    pids: pidns::PidView,
+    names_ours: &mut bool,
+    members: &BTreeSet<u32>,
+) -> Vec<crate::sample::GpuSample> {
+    if gpus.is_empty() {
+        return Vec::new();
+    }
+    match pids.host_ids(Path::new(PROC), members) {
+        Some(ids) => gpus.iter().map(|g| g.for_tree(&ids, true)).collect(),
+        None => {
+            *names_ours |= gpus.iter().any(|g| g.lists_any(members));
+            gpus.iter().map(|g| g.for_tree(members, *names_ours)).collect()
+        }
+    }
 }
 
 /// The size of a memory page; 4 kB where the system will not say.

@@ -30,6 +30,13 @@
 //! | `gpu.N.sm_clock_mhz` | SM (and graphics) clock, MHz | `1980` |
 //! | `gpu.N.procs` | compute processes, space-separated `PID:BYTES` (`PID:na`: memory not available) | none |
 //! | `gpu.N.proc_util` | process utilization samples, space-separated `PID:SM:MEM` | none |
+//! | `gpu.N.util_samples` | the driver's finer utilization samples (`nvmlDeviceGetSamples`), space-separated percents, stamped 1 ms apart ending now | `gpu.N.util` |
+//! | `gpu.N.gpm` | `1`: GPM is supported (Hopper and newer); `0`: not | `1` |
+//! | `gpu.N.gpm_sm_active` | GPM's SM activity, percent | `gpu.N.util` |
+//! | `gpu.N.gpm_sm_occupancy` | GPM's SM occupancy, percent | half of `gpu.N.util` |
+//! | `gpu.N.gpm_tensor` | GPM's tensor activity, percent | `0` |
+//! | `gpu.N.mig` | `1`: MIG mode; device, process and GPM utilization are then not supported | `0` |
+//! | `host_pid_offset` | added to every pid in `procs` and `proc_util`: the host pids a driver reports for processes of a container (its own pid namespace) | `0` |
 //! | `gpu.N.lost` | `1`: every device call for GPU N returns `NVML_ERROR_GPU_IS_LOST`; `0`: back | `0` |
 //! | `gpu.N.unsupported` | comma list among `util, memory, power, temp, clock, procs, proc_util, name`: those calls return `NVML_ERROR_NOT_SUPPORTED` (`power` covers usage and limit) | none |
 //!
@@ -44,8 +51,9 @@
 //!
 //! # Features
 //!
-//! `legacy` leaves out `nvmlDeviceGetComputeRunningProcesses_v3` and
-//! `nvmlDeviceGetProcessUtilization`, like a driver too old for them.
+//! `legacy` leaves out `nvmlDeviceGetComputeRunningProcesses_v3`,
+//! `nvmlDeviceGetProcessUtilization`, `nvmlDeviceGetSamples`, `nvmlDeviceGetMigMode` and the GPM
+//! calls, like a driver too old for them.
 //!
 //! Calls before `nvmlInit_v2` (or after the matching `nvmlShutdown`) return
 //! `NVML_ERROR_UNINITIALIZED`. Nothing here panics: a panic cannot cross the C boundary.
@@ -74,7 +82,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 #[cfg(not(feature = "legacy"))]
 use nvml_wrapper_sys::bindings::{
-    nvmlProcessInfo_t, nvmlProcessUtilizationSample_t, nvmlReturn_enum_NVML_ERROR_NOT_FOUND,
+    nvmlGpmMetricId_t_NVML_GPM_METRIC_ANY_TENSOR_UTIL, nvmlGpmMetricId_t_NVML_GPM_METRIC_SM_OCCUPANCY,
+    nvmlGpmMetricId_t_NVML_GPM_METRIC_SM_UTIL, nvmlGpmMetricsGet_t, nvmlGpmSample_st, nvmlGpmSample_t,
+    nvmlGpmSupport_t, nvmlProcessInfo_t, nvmlProcessUtilizationSample_t, nvmlReturn_enum_NVML_ERROR_NOT_FOUND,
+    nvmlSample_t, nvmlSamplingType_enum_NVML_GPU_UTILIZATION_SAMPLES, nvmlSamplingType_t,
+    nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_INT, nvmlValueType_t, nvmlValue_t, NVML_GPM_METRICS_GET_VERSION,
 };
 
 const SUCCESS: nvmlReturn_t = nvmlReturn_enum_NVML_SUCCESS;
@@ -87,6 +99,13 @@ const GPU_IS_LOST: nvmlReturn_t = nvmlReturn_enum_NVML_ERROR_GPU_IS_LOST;
 /// `NVML_VALUE_NOT_AVAILABLE` as an unsigned long long.
 #[cfg(not(feature = "legacy"))]
 const VALUE_NOT_AVAILABLE: u64 = u64::MAX;
+/// GPM metric ids answered.
+#[cfg(not(feature = "legacy"))]
+const GPM_SM_UTIL: c_uint = nvmlGpmMetricId_t_NVML_GPM_METRIC_SM_UTIL;
+#[cfg(not(feature = "legacy"))]
+const GPM_SM_OCCUPANCY: c_uint = nvmlGpmMetricId_t_NVML_GPM_METRIC_SM_OCCUPANCY;
+#[cfg(not(feature = "legacy"))]
+const GPM_ANY_TENSOR_UTIL: c_uint = nvmlGpmMetricId_t_NVML_GPM_METRIC_ANY_TENSOR_UTIL;
 /// "No MIG instance" for the instance ids of a process.
 #[cfg(not(feature = "legacy"))]
 const NO_INSTANCE: c_uint = 0xFFFF_FFFF;
@@ -162,17 +181,40 @@ impl Script {
     }
 
     fn lost(&self, index: u32) -> bool {
-        self.last(&format!("gpu.{index}.lost"), |value| match value {
+        self.flag(index, "lost", false)
+    }
+
+    fn unsupported(&self, index: u32, call: &str) -> bool {
+        let utilization = matches!(call, "util" | "proc_util" | "util_samples" | "gpm");
+        (utilization && self.flag(index, "mig", false))
+            || self
+                .gpu(index, "unsupported")
+                .is_some_and(|list| list.split(',').any(|item| item.trim() == call))
+    }
+
+    /// A `1`/`0` key of GPU `index`.
+    fn flag(&self, index: u32, field: &str, default: bool) -> bool {
+        self.last(&format!("gpu.{index}.{field}"), |value| match value {
             "1" | "true" => Some(true),
             "0" | "false" => Some(false),
             _ => None,
         })
-        .unwrap_or(false)
+        .unwrap_or(default)
     }
 
-    fn unsupported(&self, index: u32, call: &str) -> bool {
-        self.gpu(index, "unsupported")
-            .is_some_and(|list| list.split(',').any(|item| item.trim() == call))
+    /// `host_pid_offset` added to `pid`.
+    #[cfg(not(feature = "legacy"))]
+    fn host_pid(&self, pid: u32) -> u32 {
+        pid.saturating_add(self.num("host_pid_offset", 0))
+    }
+
+    /// `gpu.N.util_samples`, or the one `gpu.N.util` reading.
+    #[cfg(not(feature = "legacy"))]
+    fn util_samples(&self, index: u32) -> Vec<c_uint> {
+        match self.gpu(index, "util_samples") {
+            Some(list) => list.split_whitespace().filter_map(|v| v.parse().ok()).collect(),
+            None => vec![self.gpu_num(index, "util", 0)],
+        }
     }
 
     /// `gpu.N.procs`: (pid, used bytes); `PID:na` gives `NVML_VALUE_NOT_AVAILABLE`.
@@ -187,7 +229,7 @@ impl Script {
                 } else {
                     bytes.parse().ok()?
                 };
-                Some((pid.parse().ok()?, bytes))
+                Some((self.host_pid(pid.parse().ok()?), bytes))
             })
             .collect()
     }
@@ -202,7 +244,7 @@ impl Script {
                 let pid = parts.next()?.parse().ok()?;
                 let sm = parts.next()?.parse().ok()?;
                 let mem = parts.next()?.parse().ok()?;
-                parts.next().is_none().then_some((pid, sm, mem))
+                parts.next().is_none().then_some((self.host_pid(pid), sm, mem))
             })
             .collect()
     }
@@ -564,10 +606,7 @@ pub unsafe extern "C" fn nvmlDeviceGetProcessUtilization(
     if process_samples_count.is_null() {
         return INVALID_ARGUMENT;
     }
-    let now_us = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
+    let now_us = now_us();
     let samples: Vec<nvmlProcessUtilizationSample_t> = script
         .proc_util(i)
         .into_iter()
@@ -598,6 +637,205 @@ pub unsafe extern "C" fn nvmlDeviceGetProcessUtilization(
     // SAFETY: the caller gives a buffer of `capacity` >= samples.len() entries.
     let out = std::slice::from_raw_parts_mut(utilization, samples.len());
     out.copy_from_slice(&samples);
+    SUCCESS
+}
+
+/// The current wall time in microseconds, as NVML stamps samples.
+#[cfg(not(feature = "legacy"))]
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// `gpu.N.mig`: the current and pending MIG mode.
+#[cfg(not(feature = "legacy"))]
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetMigMode(
+    device: nvmlDevice_t,
+    current: *mut c_uint,
+    pending: *mut c_uint,
+) -> nvmlReturn_t {
+    match device_call("nvmlDeviceGetMigMode", device, "mig") {
+        Ok((script, i)) => {
+            let mode = c_uint::from(script.flag(i, "mig", false));
+            match write_out(current, mode) {
+                SUCCESS => write_out(pending, mode),
+                e => e,
+            }
+        }
+        Err(e) => e,
+    }
+}
+
+/// `gpu.N.util_samples` newer than `last_seen_time_stamp` (GPU utilization only), with NVML's
+/// two-call protocol; `NVML_ERROR_NOT_FOUND` when there are none.
+#[cfg(not(feature = "legacy"))]
+#[no_mangle]
+pub unsafe extern "C" fn nvmlDeviceGetSamples(
+    device: nvmlDevice_t,
+    sample_type: nvmlSamplingType_t,
+    last_seen_time_stamp: c_ulonglong,
+    value_type: *mut nvmlValueType_t,
+    sample_count: *mut c_uint,
+    samples: *mut nvmlSample_t,
+) -> nvmlReturn_t {
+    let (script, i) = match device_call("nvmlDeviceGetSamples", device, "util_samples") {
+        Ok(found) => found,
+        Err(e) => return e,
+    };
+    if sample_type != nvmlSamplingType_enum_NVML_GPU_UTILIZATION_SAMPLES {
+        return NOT_SUPPORTED;
+    }
+    if sample_count.is_null() || value_type.is_null() {
+        return INVALID_ARGUMENT;
+    }
+    *value_type = nvmlValueType_enum_NVML_VALUE_TYPE_UNSIGNED_INT;
+    let values = script.util_samples(i);
+    // Stamped 1 ms apart, the last one now: a whole millisecond, so that the count call and
+    // the fill call that follows it see the same samples.
+    let newest = now_us() / 1000 * 1000;
+    let n = values.len() as u64;
+    let fresh: Vec<nvmlSample_t> = values
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| nvmlSample_t {
+            timeStamp: newest.saturating_sub((n - 1 - k as u64) * 1000),
+            sampleValue: nvmlValue_t { uiVal: v },
+        })
+        .filter(|s| s.timeStamp > last_seen_time_stamp)
+        .collect();
+    if fresh.is_empty() {
+        *sample_count = 0;
+        return nvmlReturn_enum_NVML_ERROR_NOT_FOUND;
+    }
+    let count = c_uint::try_from(fresh.len()).unwrap_or(c_uint::MAX);
+    if samples.is_null() {
+        *sample_count = count;
+        return SUCCESS;
+    }
+    let capacity = (*sample_count as usize).min(fresh.len());
+    // SAFETY: the caller gives a buffer of `*sample_count` entries; at most that many are written.
+    let out = std::slice::from_raw_parts_mut(samples, capacity);
+    out.copy_from_slice(fresh.get(..capacity).unwrap_or(&[]));
+    *sample_count = c_uint::try_from(capacity).unwrap_or(c_uint::MAX);
+    if capacity < fresh.len() {
+        return INSUFFICIENT_SIZE;
+    }
+    SUCCESS
+}
+
+/// A GPM sample: which GPU it was taken on.
+#[cfg(not(feature = "legacy"))]
+struct GpmSample {
+    index: Option<u32>,
+}
+
+/// `gpu.N.gpm`: whether GPM is supported.
+#[cfg(not(feature = "legacy"))]
+#[no_mangle]
+pub unsafe extern "C" fn nvmlGpmQueryDeviceSupport(
+    device: nvmlDevice_t,
+    support: *mut nvmlGpmSupport_t,
+) -> nvmlReturn_t {
+    match device_call("nvmlGpmQueryDeviceSupport", device, "gpm_support") {
+        Ok((script, i)) => {
+            if support.is_null() {
+                return INVALID_ARGUMENT;
+            }
+            (*support).isSupportedDevice = c_uint::from(script.flag(i, "gpm", true));
+            SUCCESS
+        }
+        Err(e) => e,
+    }
+}
+
+/// Allocates a GPM sample (freed by `nvmlGpmSampleFree`).
+#[cfg(not(feature = "legacy"))]
+#[no_mangle]
+pub unsafe extern "C" fn nvmlGpmSampleAlloc(sample: *mut nvmlGpmSample_t) -> nvmlReturn_t {
+    log("nvmlGpmSampleAlloc");
+    if !initialized() {
+        return UNINITIALIZED;
+    }
+    let raw = Box::into_raw(Box::new(GpmSample { index: None })).cast::<nvmlGpmSample_st>();
+    let result = write_out(sample, raw);
+    if result != SUCCESS {
+        // SAFETY: `raw` came from Box::into_raw just above and was not handed out.
+        drop(Box::from_raw(raw.cast::<GpmSample>()));
+    }
+    result
+}
+
+/// Frees a sample from `nvmlGpmSampleAlloc`.
+#[cfg(not(feature = "legacy"))]
+#[no_mangle]
+pub unsafe extern "C" fn nvmlGpmSampleFree(sample: nvmlGpmSample_t) -> nvmlReturn_t {
+    log("nvmlGpmSampleFree");
+    if sample.is_null() {
+        return INVALID_ARGUMENT;
+    }
+    // SAFETY: every sample handed out came from Box::into_raw in nvmlGpmSampleAlloc.
+    drop(Box::from_raw(sample.cast::<GpmSample>()));
+    SUCCESS
+}
+
+/// Takes a GPM sample of GPU N; not supported where `gpu.N.gpm` is `0` or in MIG mode.
+#[cfg(not(feature = "legacy"))]
+#[no_mangle]
+pub unsafe extern "C" fn nvmlGpmSampleGet(device: nvmlDevice_t, sample: nvmlGpmSample_t) -> nvmlReturn_t {
+    match device_call("nvmlGpmSampleGet", device, "gpm") {
+        Ok(_) if sample.is_null() => INVALID_ARGUMENT,
+        Ok((script, i)) if !script.flag(i, "gpm", true) => NOT_SUPPORTED,
+        Ok((_, i)) => {
+            // SAFETY: a non-null sample came from nvmlGpmSampleAlloc.
+            (*sample.cast::<GpmSample>()).index = Some(i);
+            SUCCESS
+        }
+        Err(e) => e,
+    }
+}
+
+/// SM activity (`gpu.N.gpm_sm_active`), SM occupancy and tensor activity of the GPU the second
+/// sample was taken on; any other metric is not supported.
+#[cfg(not(feature = "legacy"))]
+#[no_mangle]
+pub unsafe extern "C" fn nvmlGpmMetricsGet(request: *mut nvmlGpmMetricsGet_t) -> nvmlReturn_t {
+    log("nvmlGpmMetricsGet");
+    if !initialized() {
+        return UNINITIALIZED;
+    }
+    if request.is_null() {
+        return INVALID_ARGUMENT;
+    }
+    // SAFETY: checked non-null; the caller owns the request.
+    let request = &mut *request;
+    if request.version != NVML_GPM_METRICS_GET_VERSION || request.sample1.is_null() || request.sample2.is_null() {
+        return INVALID_ARGUMENT;
+    }
+    // SAFETY: non-null samples came from nvmlGpmSampleAlloc.
+    let Some(index) = (*request.sample2.cast::<GpmSample>()).index else {
+        return INVALID_ARGUMENT;
+    };
+    let script = Script::load();
+    let util: f64 = script.gpu_num(index, "util", 0.0);
+    let count = request.numMetrics as usize;
+    for metric in request.metrics.iter_mut().take(count) {
+        let value = match metric.metricId {
+            GPM_SM_UTIL => Some(script.gpu_num(index, "gpm_sm_active", util)),
+            GPM_SM_OCCUPANCY => Some(script.gpu_num(index, "gpm_sm_occupancy", util / 2.0)),
+            GPM_ANY_TENSOR_UTIL => Some(script.gpu_num(index, "gpm_tensor", 0.0)),
+            _ => None,
+        };
+        match value {
+            Some(v) => {
+                metric.value = v;
+                metric.nvmlReturn = SUCCESS;
+            }
+            None => metric.nvmlReturn = NOT_SUPPORTED,
+        }
+    }
     SUCCESS
 }
 

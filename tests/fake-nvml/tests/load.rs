@@ -5,9 +5,11 @@
 mod fake_nvml;
 
 use fake_nvml::{fake_nvml_lib, Script};
-use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
-use nvml_wrapper::enums::device::UsedGpuMemory;
+use nvml_wrapper::enum_wrappers::device::{Clock, Sampling, TemperatureSensor};
+use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
+use nvml_wrapper::enums::gpm::GpmMetricId;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::gpm::gpm_metrics_get;
 use nvml_wrapper::Nvml;
 
 #[test]
@@ -113,6 +115,72 @@ fn nvml_wrapper_reads_the_script() {
         Some(NvmlError::NotFound)
     ));
 
+    // A container's processes: the driver reports their host pids.
+    script.set("host_pid_offset", 100_000);
+    let procs = gpu0.running_compute_processes().expect("procs");
+    assert_eq!(procs[0].pid, 100_100, "{procs:?}");
+    let samples = gpu0.process_utilization_stats(now_us - 1).expect("samples");
+    assert_eq!(samples[0].pid, 100_100);
+    script.set("host_pid_offset", 0);
+
+    // Finer utilization samples: the one reading by default, a scripted series, only newer ones.
+    let values = |samples: Vec<nvml_wrapper::struct_wrappers::device::Sample>| -> Vec<u32> {
+        samples
+            .iter()
+            .map(|s| match s.value {
+                SampleValue::U32(v) => v,
+                ref other => panic!("not a U32 sample: {other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(
+        values(gpu0.samples(Sampling::GpuUtilization, None).expect("samples")),
+        vec![55]
+    );
+    script.set("gpu.0.util_samples", "90 0 0 85");
+    let fine = gpu0
+        .samples(Sampling::GpuUtilization, now_us - 10_000)
+        .expect("samples");
+    assert!(fine.windows(2).all(|w| w[0].timestamp < w[1].timestamp), "{fine:?}");
+    assert_eq!(values(fine), vec![90, 0, 0, 85]);
+    assert!(matches!(
+        gpu0.samples(Sampling::GpuUtilization, future).err(),
+        Some(NvmlError::NotFound)
+    ));
+
+    // GPM: SM activity between two samples, by default the utilization; then scripted.
+    assert!(gpu0.gpm_support().expect("gpm support"));
+    let first = gpu0.gpm_sample().expect("gpm sample");
+    let second = gpu0.gpm_sample().expect("gpm sample");
+    let ids = [
+        GpmMetricId::SmUtil,
+        GpmMetricId::AnyTensorUtil,
+        GpmMetricId::NvlinkTotalRxPerSec,
+    ];
+    let metrics = gpm_metrics_get(&nvml, &first, &second, &ids).expect("metrics");
+    assert_eq!(metrics[0].as_ref().expect("sm").value, 55.0);
+    assert_eq!(metrics[1].as_ref().expect("tensor").value, 0.0);
+    assert!(matches!(metrics[2], Err(NvmlError::NotSupported)));
+    script.set("gpu.0.gpm_sm_active", 7.5);
+    let metrics = gpm_metrics_get(&nvml, &first, &second, &ids[..1]).expect("metrics");
+    assert_eq!(metrics[0].as_ref().expect("sm").value, 7.5);
+    drop((first, second));
+    script.set("gpu.1.gpm", 0);
+    assert!(!gpu1.gpm_support().expect("gpm support"));
+    assert!(matches!(gpu1.gpm_sample().err(), Some(NvmlError::NotSupported)));
+
+    // MIG mode: no utilization of any kind.
+    assert_eq!(gpu1.mig_mode().expect("mig").current, 0);
+    script.set("gpu.1.mig", 1);
+    assert_eq!(gpu1.mig_mode().expect("mig").current, 1);
+    assert!(matches!(gpu1.utilization_rates().err(), Some(NvmlError::NotSupported)));
+    assert!(matches!(
+        gpu1.samples(Sampling::GpuUtilization, None).err(),
+        Some(NvmlError::NotSupported)
+    ));
+    assert!(gpu1.memory_info().is_ok(), "memory is still read");
+    script.set("gpu.1.mig", 0);
+
     // Unsupported readings and a lost GPU.
     script.set("gpu.1.unsupported", "util, temp,procs");
     assert!(matches!(gpu1.utilization_rates().err(), Some(NvmlError::NotSupported)));
@@ -138,6 +206,7 @@ fn nvml_wrapper_reads_the_script() {
         "nvmlInit_v2",
         "nvmlDeviceGetUtilizationRates 0",
         "nvmlDeviceGetPowerUsage 1",
+        "nvmlGpmSampleFree",
         "nvmlShutdown",
     ] {
         assert!(calls.contains(&expected), "{expected:?} not in log {calls:?}");
@@ -153,6 +222,12 @@ fn nvml_wrapper_reads_the_script() {
     let err = gpu0.running_compute_processes().err();
     assert!(matches!(err, Some(NvmlError::FailedToLoadSymbol(_))), "{err:?}");
     let err = gpu0.process_utilization_stats(None).err();
+    assert!(matches!(err, Some(NvmlError::FailedToLoadSymbol(_))), "{err:?}");
+    let err = gpu0.samples(Sampling::GpuUtilization, None).err();
+    assert!(matches!(err, Some(NvmlError::FailedToLoadSymbol(_))), "{err:?}");
+    let err = gpu0.gpm_support().err();
+    assert!(matches!(err, Some(NvmlError::FailedToLoadSymbol(_))), "{err:?}");
+    let err = gpu0.mig_mode().err();
     assert!(matches!(err, Some(NvmlError::FailedToLoadSymbol(_))), "{err:?}");
     assert_eq!(gpu0.utilization_rates().expect("util").gpu, 55);
     drop(nvml);

@@ -11,6 +11,7 @@
 #   2. benches/overhead.py          CPU time and peak RSS while a job runs (btop, bottom)
 #   3. benches/duration_accuracy.py recorded durations beside hyperfine's
 #   4. benches/scale.py             a tree of 100,000 files (watchexec)
+#   5. benches/affected_first.py    affected tests first on a PyPI suite (pip download)
 #      cargo test --bench history   history queries at 100,000 runs (the test profile: its
 #                                   DuckDB is built with -O2 and already cached by `cargo test`;
 #                                   `cargo bench` would build DuckDB once more for release)
@@ -21,7 +22,7 @@
 #
 # Environment: OVERHEAD_SECONDS (60), OVERHEAD_BASELINE (another looptop binary, measured beside
 # this one by overhead.py --baseline: what a change costs), SCALE_DIRS (1000) and SCALE_FILES (100), SAVES (50),
-# NO_INSTALL=1 to use only what is installed (a missing tool is then skipped and said so).
+# AFFECTED_EDITS (5), NO_INSTALL=1 to use only what is installed (a missing tool is then skipped and said so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -107,8 +108,10 @@ section "3. Duration accuracy beside hyperfine" duration_accuracy.log \
 section "4. Scale: a watched tree of 100,000 files" scale.log \
   python3 benches/scale.py --looptop "$looptop" --dirs "${SCALE_DIRS:-1000}" \
   --files "${SCALE_FILES:-100}"
+section "5. Affected tests first, on a real suite from PyPI" affected_first.log \
+  python3 benches/affected_first.py --looptop "$looptop" --edits "${AFFECTED_EDITS:-5}"
 {
-  echo "## 5. History queries at 100,000 runs"
+  echo "## 6. History queries at 100,000 runs"
   echo
   echo '```sh'
   echo "cargo test --bench history"

@@ -108,7 +108,10 @@ fn carry_out(
         .partition(|e| matches!(e, Effect::StartRun { .. } | Effect::Signal { .. }));
     for effect in actions.into_iter().chain(rest) {
         match effect {
-            Effect::StartRun { key, job, trigger } => own.push_back(runner.start(key, &state.jobs[job].spec, &trigger)),
+            Effect::StartRun { key, job, trigger } => {
+                let job = &state.jobs[job];
+                own.push_back(runner.start(key, &job.spec, &trigger, &job.tests.failing()));
+            }
             Effect::Signal { key, signal } => runner.signal(key, signal),
             Effect::Report(report) => sinks.report(&report),
             Effect::LoadSamples { job, run_id } => sinks.load_samples(job, run_id),

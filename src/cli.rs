@@ -103,7 +103,9 @@ pub enum Command {
     History(HistoryArgs),
     /// Show per-job statistics: runs, median, p90, MAD, min, max, and the trend of the last 20.
     Stats(StatsArgs),
-    /// Run SQL over the history (tables: runs, samples, gpu_samples, thread_samples, metrics), read-only.
+    /// Show the slowest tests of test jobs: median, last time and outcome, flaky, last change, trend.
+    Tests(TestsArgs),
+    /// Run SQL over the history (tables: runs, samples, gpu_samples, thread_samples, metrics, test_cases), read-only.
     Query(QueryArgs),
     /// Write every history table to a directory, one file each.
     Export(ExportArgs),
@@ -127,6 +129,7 @@ impl Command {
             Self::Trust => "trust",
             Self::History(_) => "history",
             Self::Stats(_) => "stats",
+            Self::Tests(_) => "tests",
             Self::Query(_) => "query",
             Self::Export(_) => "export",
             Self::Doctor(_) => "doctor",
@@ -203,6 +206,20 @@ pub struct StatsArgs {
     /// Only this job.
     #[arg(short, long, value_name = "NAME")]
     pub job: Option<String>,
+    /// Output format.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `looptop tests`.
+#[derive(Debug, Args)]
+pub struct TestsArgs {
+    /// Only this job's tests.
+    #[arg(short, long, value_name = "NAME")]
+    pub job: Option<String>,
+    /// How many tests to show, slowest first.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub slowest: usize,
     /// Output format.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -367,6 +384,14 @@ mod tests {
             (Some("train"), 5, true)
         );
         assert!(Cli::try_parse_from(["looptop", "stats", "--json", "--csv"]).is_err());
+        let cli = Cli::try_parse_from(["looptop", "tests", "--job", "t", "--slowest", "3", "--csv"]).expect("parses");
+        let Some(Command::Tests(args)) = cli.command else {
+            panic!("tests")
+        };
+        assert_eq!(
+            (args.job.as_deref(), args.slowest, args.output.csv),
+            (Some("t"), 3, true)
+        );
         assert!(Cli::try_parse_from(["looptop", "bench", "-n", "0", "--", "true"]).is_err());
         assert!(Cli::try_parse_from(["looptop", "export", "--format", "parquet", "--out", "x"]).is_ok());
     }

@@ -150,6 +150,8 @@ pub enum Event {
         wall: SystemTime,
         /// Where its full output is written, if anywhere.
         log: Option<PathBuf>,
+        /// For a test job: which tests go first, and why.
+        tests: Option<Box<crate::diagnose::per_test::TestPlan>>,
     },
     /// A run could not be started.
     SpawnFailed {
@@ -175,6 +177,13 @@ pub enum Event {
         status: ExitStatus,
         /// When it was reaped.
         at: Instant,
+    },
+    /// A test job's runner reported its tests (sent just before `RunReaped`).
+    TestsCollected {
+        /// Which run.
+        key: RunKey,
+        /// What it reported.
+        results: Box<crate::diagnose::per_test::TestResults>,
     },
     /// A run's whole process group is gone: the run is over.
     RunReaped {

@@ -69,6 +69,12 @@ pub struct RunStarted {
     pub run: RunIdentity,
     /// The main process id (also the process group id).
     pub pid: u32,
+    /// For a test job: the test files and tests run first (or alone), and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<crate::diagnose::per_test::Target>>,
+    /// For a test job: which tests run (full, first, only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<crate::diagnose::per_test::Selection>,
 }
 
 /// A run ended.
@@ -100,6 +106,8 @@ pub struct RunFinished {
     pub metrics: Vec<crate::diagnose::metrics::MetricSummary>,
     /// For a query job: its profile and hints.
     pub query: Option<crate::diagnose::query::QueryReport>,
+    /// For a test job: its tests, as the runner reported them and as looptop judged them.
+    pub tests: Option<crate::diagnose::per_test::TestsReport>,
 }
 
 /// A run's GPU has been starved for a while (reported live, once per stall).
@@ -186,6 +194,10 @@ pub struct Description {
     pub metrics: Option<String>,
     /// A query job's result size, time and slowest operators.
     pub query: Option<String>,
+    /// A test job's tests: counts, new failures, tests that got slower, what went wrong.
+    pub tests: Option<String>,
+    /// A test job's slowest tests.
+    pub slowest_tests: Option<String>,
     /// What to try: the verdict's hints, then the query's.
     pub hints: Vec<String>,
 }
@@ -204,13 +216,26 @@ impl Description {
                 .map(|r| regression_line(r.flag, r.ratio, r.baseline_runs, r.baseline_ms)),
             metrics: crate::diagnose::metrics::describe(&finished.metrics),
             query: finished.query.as_ref().map(|q| query_line(&q.profile)),
+            tests: finished.tests.as_ref().map(crate::diagnose::per_test::describe),
+            slowest_tests: finished
+                .tests
+                .as_ref()
+                .and_then(crate::diagnose::per_test::describe_slowest),
             hints: finished.hints().map(|h| h.text.clone()).collect(),
         }
     }
 
     /// One line per part, in the order every front end shows them; hints start with "→ ".
     pub fn lines(&self) -> Vec<String> {
-        let parts = [&self.verdict, &self.gpus, &self.regression, &self.metrics, &self.query];
+        let parts = [
+            &self.verdict,
+            &self.gpus,
+            &self.regression,
+            &self.tests,
+            &self.slowest_tests,
+            &self.metrics,
+            &self.query,
+        ];
         let mut lines: Vec<String> = parts.into_iter().flatten().cloned().collect();
         lines.extend(self.hints.iter().map(|h| format!("→ {h}")));
         lines
@@ -263,6 +288,21 @@ pub fn format_bytes(bytes: u64) -> String {
     } else {
         format!("{value:.1} {unit}")
     }
+}
+
+/// "▁▃▂▇█": each value's height between the values' min and max (all alike: the lowest bar).
+pub fn sparkline(values: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let (min, max) = values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    values
+        .iter()
+        .map(|v| {
+            let share = if max > min { (v - min) / (max - min) } else { 0.0 };
+            BARS[((share * 7.0).round() as usize).min(7)]
+        })
+        .collect()
 }
 
 /// "850.2 ms", "1.234 s", "2 min 3.4 s".
@@ -328,6 +368,7 @@ impl RunFinished {
             regression: None,
             metrics: Vec::new(),
             query: None,
+            tests: None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `looptop history`, `stats`, `query` and `export`: reading the run history.
 
-use crate::cli::{ExportArgs, HistoryArgs, OutputArgs, QueryArgs, StatsArgs};
+use crate::cli::{ExportArgs, HistoryArgs, OutputArgs, QueryArgs, StatsArgs, TestsArgs};
 use crate::config::Config;
 use crate::store::reader::History;
 use crate::store::table::{Cell, Format, Table};
@@ -19,8 +19,29 @@ pub fn history(config: &Config, args: &HistoryArgs) -> Result<u8, Failure> {
 
 /// `looptop stats`.
 pub fn stats(config: &Config, args: &StatsArgs) -> Result<u8, Failure> {
-    let mut table = open(config)?.stats(args.job.as_deref()).map_err(failure)?;
-    let format = args.output.format(Format::Text);
+    let table = open(config)?.stats(args.job.as_deref()).map_err(failure)?;
+    print_with_trend(table, args.output.format(Format::Text));
+    Ok(0)
+}
+
+/// `looptop tests`.
+pub fn tests(config: &Config, args: &TestsArgs) -> Result<u8, Failure> {
+    let table = open(config)?
+        .tests(args.job.as_deref(), args.slowest)
+        .map_err(failure)?;
+    if table.rows.is_empty() {
+        eprintln!(
+            "looptop: no per-test results in the history yet: they are recorded for pytest jobs \
+             (kind = \"test\", or a command that runs pytest) and jobs with `junit` in looptop.toml"
+        );
+    }
+    print_with_trend(table, args.output.format(Format::Text));
+    Ok(0)
+}
+
+/// Prints `table`, whose last column is a list of durations: a sparkline on a terminal, the
+/// numbers in JSON and CSV.
+fn print_with_trend(mut table: Table, format: Format) {
     if format == Format::Text {
         for row in &mut table.rows {
             if let Some(trend) = row.last_mut() {
@@ -29,7 +50,6 @@ pub fn stats(config: &Config, args: &StatsArgs) -> Result<u8, Failure> {
         }
     }
     print(&table, format);
-    Ok(0)
 }
 
 /// `looptop query`.
@@ -62,9 +82,8 @@ fn print(table: &Table, format: Format) {
     let _ = out.write_all(table.render(format).as_bytes());
 }
 
-/// "▁▃▂▇█": each value's height between the list's min and max.
+/// "▁▃▂▇█" for a list of numbers (see `report::sparkline`); other cells give "".
 pub fn sparkline(cell: &Cell) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let Cell::List(items) = cell else { return String::new() };
     let values: Vec<f64> = items
         .iter()
@@ -73,16 +92,7 @@ pub fn sparkline(cell: &Cell) -> String {
             _ => None,
         })
         .collect();
-    let (min, max) = values
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-    values
-        .iter()
-        .map(|v| {
-            let share = if max > min { (v - min) / (max - min) } else { 0.0 };
-            BARS[((share * 7.0).round() as usize).min(7)]
-        })
-        .collect()
+    crate::report::sparkline(&values)
 }
 
 impl OutputArgs {

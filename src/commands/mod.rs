@@ -74,6 +74,7 @@ pub fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Trust => run::trust(&config),
         Command::History(args) => history::history(&config, &args),
         Command::Stats(args) => history::stats(&config, &args),
+        Command::Tests(args) => history::tests(&config, &args),
         Command::Query(args) => history::query(&config, &args),
         Command::Export(args) => history::export(&config, &args),
         Command::Init(_) | Command::Completions(_) | Command::ExecQuery(_) => {

@@ -238,7 +238,7 @@ pub fn run_engine(
         if let Some(input) = input {
             input(tx.clone());
         }
-        let runner = runner::Runner::new(tx, log_dir, job_color).guarded();
+        let runner = runner::Runner::new(tx, log_dir, job_color).guarded().with_tests(&root);
         let history = History::open(&config.history_path).ok();
         let mut state = State::new(jobs, coalescing, mode);
         state.root = root.clone();
@@ -249,6 +249,11 @@ pub fn run_engine(
             job.baseline = history
                 .recent_passing_durations(&job.spec.name, &command, BASELINE_RUNS)
                 .unwrap_or_default();
+            if job.spec.collects_pytest() || job.spec.junit.is_some() {
+                job.tests = history
+                    .test_memory(&job.spec.name, &command, BASELINE_RUNS)
+                    .unwrap_or_default();
+            }
             if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
                 view.trend = history
                     .recent_trend(&job.spec.name, TREND_RUNS)

@@ -49,6 +49,19 @@ pub enum OnChange {
     Ignore,
 }
 
+/// Which tests a test job runs after a change (`affected` in looptop.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Affected {
+    /// The tests the change can affect first, then the rest of the suite.
+    #[default]
+    First,
+    /// Only the tests the change can affect.
+    Only,
+    /// The whole suite in the runner's own order.
+    Off,
+}
+
 /// What kind of step a job is: used for display and defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -97,7 +110,8 @@ impl fmt::Display for JobCommand {
     }
 }
 
-fn shell_quote(word: &str) -> String {
+/// `word` as a POSIX shell reads it back: as is when plain, else in single quotes.
+pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .chars()
@@ -153,6 +167,10 @@ pub struct JobSpec {
     pub query: Option<QuerySpec>,
     /// Jobs that must have passed (in this session) before this one runs.
     pub needs: Vec<String>,
+    /// A JUnit XML file the job's test runner writes, absolute (`junit`).
+    pub junit: Option<PathBuf>,
+    /// Which tests a pytest job runs after a change (`affected`).
+    pub affected: Affected,
 }
 
 /// What a query job runs.
@@ -188,7 +206,34 @@ impl JobSpec {
             metrics: Vec::new(),
             query: None,
             needs: Vec::new(),
+            junit: None,
+            affected: Affected::default(),
         }
+    }
+
+    /// Whether the job runs pytest, as far as its command shows (`pytest`, `py.test`,
+    /// `python -m pytest`, `uv run pytest`...).
+    pub fn runs_pytest(&self) -> bool {
+        let words: Vec<String> = match &self.command {
+            JobCommand::Shell(line) => line
+                .split(|c: char| c.is_whitespace() || ";&|()".contains(c))
+                .map(str::to_string)
+                .collect(),
+            JobCommand::Argv(argv) => argv.clone(),
+        };
+        words.iter().any(|word| {
+            let name = Path::new(word.trim_matches(|c| c == '\'' || c == '"'))
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            name == "pytest" || name == "py.test" || name.starts_with("pytest-3")
+        })
+    }
+
+    /// Whether looptop collects per-test results of the job through its pytest plugin: a job
+    /// that runs pytest, or a test job without a `junit` file.
+    pub fn collects_pytest(&self) -> bool {
+        self.junit.is_none() && (self.kind == JobKind::Test || self.runs_pytest())
     }
 
     /// Whether a change to `relative` (a path relative to the project root) triggers this job.
@@ -498,6 +543,7 @@ fn resolve_job(raw: RawJob, root: &Path, at: &At<'_>) -> Result<JobSpec, ConfigE
             .map(|v| parse_duration(v.get_ref()).map_err(|e| at(v.span(), e)))
             .transpose()
     };
+    let junit = raw.junit.map(|path| cwd.join(path));
     Ok(JobSpec {
         name,
         command,
@@ -512,6 +558,8 @@ fn resolve_job(raw: RawJob, root: &Path, at: &At<'_>) -> Result<JobSpec, ConfigE
         metrics,
         query,
         needs: raw.needs.into_iter().map(Spanned::into_inner).collect(),
+        junit,
+        affected: raw.affected,
     })
 }
 
@@ -691,6 +739,9 @@ struct RawJob {
     kind: Option<Spanned<JobKind>>,
     #[serde(default)]
     needs: Vec<Spanned<String>>,
+    junit: Option<String>,
+    #[serde(default)]
+    affected: Affected,
 }
 
 /// `command`: a string or an array of strings, with a message that says so otherwise.

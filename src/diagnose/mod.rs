@@ -2,16 +2,17 @@
 //! samples (GPU-bound, input-bound, GPU unused, contended, CPU- or I/O-bound, waiting) with the evidence,
 //! `consumer` finds a main thread waiting on a busy loader thread or worker process,
 //! `hints` turns the evidence into at most three actionable lines, `stall` spots a starved GPU
-//! live, and `regression` compares a run's duration with the job's recent runs. For query jobs,
-//! `query` reads DuckDB's profile into `plan`'s operator tree, and `data` reads the data hints
-//! (join fan-out, columnar, pruning, types, sparse columns, sampling) off it. Every threshold
-//! lives in `thresholds`.
+//! live, `regression` compares a run's duration with the job's recent runs, and `per_test`
+//! judges a test job's tests one by one the same way. For query jobs, `query` reads DuckDB's
+//! profile into `plan`'s operator tree, and `data` reads the data hints (join fan-out, columnar,
+//! pruning, types, sparse columns, sampling) off it. Every threshold lives in `thresholds`.
 
+pub mod consumer;
 pub mod data;
 pub mod gpus;
-pub mod consumer;
 pub mod hints;
 pub mod metrics;
+pub mod per_test;
 pub mod plan;
 pub mod query;
 pub mod regression;

@@ -129,3 +129,10 @@ pub const SPARSE_MIN_ROWS: u64 = 1000;
 pub const SAMPLE_MIN_ROWS: u64 = 1_000_000;
 /// ... to return at most this many.
 pub const SAMPLE_SMALL_RESULT: u64 = 1000;
+
+/// Per-test regressions use the same rule as runs, and a test is named slower only when it also
+/// takes at least this much longer than its baseline's median (a 10 ms test that takes 40 ms on
+/// a busy machine is noise, not news).
+pub const TEST_MIN_SLOWER_MS: f64 = 50.0;
+/// `run_finished.tests.slowest` names this many tests.
+pub const SLOWEST_TESTS: usize = 5;

@@ -28,8 +28,8 @@
 
 use serde::Serialize;
 
-use super::gpus::{per_gpu, unreadable, GpuVerdict};
 use super::consumer::{waits, ProducerEvidence, Wait};
+use super::gpus::{per_gpu, unreadable, GpuVerdict};
 use super::hints::{hints, Hint};
 use super::stall::episodes;
 use super::thresholds::{

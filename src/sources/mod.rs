@@ -2,7 +2,10 @@
 
 pub mod guard;
 pub mod ignore_rules;
+pub mod imports;
+pub mod junit;
 pub mod runner;
 pub mod sampler;
 pub mod spawn;
+pub mod test_results;
 pub mod watcher;

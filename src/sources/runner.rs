@@ -21,10 +21,13 @@ use nix::unistd::Pid;
 use tokio::sync::mpsc;
 
 use crate::config::{JobCommand, JobSpec};
+use crate::diagnose::per_test::{plan, Selection, TestPlan};
 use crate::effect::StopSignal;
 use crate::event::{CpuTime, Event, ExitStatus, Notice, RunKey, Stream};
 use crate::sources::guard::Guard;
+use crate::sources::imports::ImportGraph;
 use crate::sources::spawn::spawn_session_leader;
+use crate::sources::test_results::{TestCollect, TestDirs};
 use crate::state::Trigger;
 use crate::store::data_dir::{self, UnsafePath};
 
@@ -53,6 +56,8 @@ pub struct Runner {
     escapees: HashSet<i32>,
     /// Stops the running jobs if looptop dies without stopping them.
     guard: Option<Guard>,
+    /// Where test jobs' results go, and the project's import graph (`with_tests`).
+    tests: Option<(TestDirs, ImportGraph)>,
 }
 
 impl Runner {
@@ -66,7 +71,20 @@ impl Runner {
             groups: HashMap::new(),
             escapees: HashSet::new(),
             guard: None,
+            tests: None,
         }
+    }
+
+    /// Collects per-test results of the test jobs in the project at `root` (see
+    /// `test_results`), and picks the tests a change can affect from its import graph; says
+    /// so if `.looptop` cannot hold them.
+    #[must_use]
+    pub fn with_tests(mut self, root: &Path) -> Self {
+        match TestDirs::prepare(root) {
+            Ok(dirs) => self.tests = Some((dirs, ImportGraph::default())),
+            Err(e) => log::warn!("{e}; per-test results are not collected"),
+        }
+        self
     }
 
     /// Starts the guard (see `guard`), so that a `kill -9` of looptop does not leave its jobs
@@ -80,14 +98,16 @@ impl Runner {
         self
     }
 
-    /// Starts a run; returns `RunSpawned` or `SpawnFailed` for the loop to apply.
-    pub fn start(&mut self, key: RunKey, job: &JobSpec, trigger: &Trigger) -> Event {
+    /// Starts a run; returns `RunSpawned` or `SpawnFailed` for the loop to apply. `failing`
+    /// are the tests of the job that failed when they last ran (a test job runs them first).
+    pub fn start(&mut self, key: RunKey, job: &JobSpec, trigger: &Trigger, failing: &[String]) -> Event {
         let run_id = uuid::Uuid::now_v7().to_string();
         let (log_path, log_file) = match self.open_log(&run_id) {
             Some((path, file)) => (Some(path), Some(Arc::new(file))),
             None => (None, None),
         };
-        let command = self.command(job, &run_id, trigger);
+        let mut command = self.command(job, &run_id, trigger);
+        let (collect, tests) = self.plan_tests(&run_id, job, trigger, failing, &mut command);
         let wall = SystemTime::now();
         let at = Instant::now();
         let spawned = match spawn_session_leader(command) {
@@ -95,6 +115,9 @@ impl Runner {
             Err(e) => {
                 if let Some(path) = &log_path {
                     let _ = std::fs::remove_file(path);
+                }
+                if let Some(collect) = &collect {
+                    let _ = collect.read();
                 }
                 return Event::SpawnFailed {
                     key,
@@ -115,7 +138,7 @@ impl Runner {
         // The reaper below waits for the whole group.
         let reaper = std::thread::Builder::new()
             .name(format!("looptop-reap-{pid}"))
-            .spawn(move || reap_group(key, pgid, tx, &done_rx));
+            .spawn(move || reap_group(key, pgid, tx, &done_rx, collect));
         if let Err(e) = reaper {
             let _ = killpg(pgid, Signal::SIGKILL);
             return Event::SpawnFailed {
@@ -130,7 +153,42 @@ impl Runner {
             at,
             wall,
             log: log_path,
+            tests: tests.map(Box::new),
         }
+    }
+
+    /// How run `run_id` of `job` reports its tests, and which go first: a `junit` file, or
+    /// looptop's pytest plugin (loaded through `command`'s environment) with the tests the
+    /// trigger can affect and those in `failing`.
+    fn plan_tests(
+        &mut self,
+        run_id: &str,
+        job: &JobSpec,
+        trigger: &Trigger,
+        failing: &[String],
+        command: &mut Command,
+    ) -> (Option<TestCollect>, Option<TestPlan>) {
+        if let Some(path) = &job.junit {
+            let collect = TestCollect::Junit {
+                path: path.clone(),
+                since: SystemTime::now(),
+            };
+            return (Some(collect), Some(TestPlan::default()));
+        }
+        let Some((dirs, graph)) = self.tests.as_mut().filter(|_| job.collects_pytest()) else {
+            return (None, None);
+        };
+        let changed = trigger.path_strings();
+        let reach = (!changed.is_empty()).then(|| {
+            graph.refresh(&dirs.root);
+            let reach = graph.reach(&changed);
+            (reach.targets, reach.complete && trigger.more == 0 && !trigger.rescan)
+        });
+        let plan = plan(job.affected, reach, failing);
+        let first: Vec<String> = plan.targets.iter().map(|t| t.target.clone()).collect();
+        let only = plan.selection == Selection::Only;
+        let collect = dirs.pytest(run_id, command, &job.env, &first, only, job.runs_pytest());
+        (Some(collect), Some(plan))
     }
 
     /// Sends `signal` to every process of the run's group.
@@ -179,15 +237,18 @@ impl Runner {
         notices
     }
 
-    /// What the run executes, with its environment and working directory (see `spawn_session_leader`).
+    /// What the run executes, with its environment and working directory (see
+    /// `spawn_session_leader`); `{changed}` in the command stands for the trigger's paths.
     fn command(&self, job: &JobSpec, run_id: &str, trigger: &Trigger) -> Command {
+        let changed = trigger.path_strings();
         let mut command = match &job.command {
             JobCommand::Shell(line) => {
                 let mut c = Command::new("sh");
-                c.arg("-c").arg(line);
+                c.arg("-c").arg(expand_changed_line(line, &changed));
                 c
             }
             JobCommand::Argv(argv) => {
+                let argv = expand_changed_argv(argv, &changed);
                 let mut c = Command::new(&argv[0]);
                 c.args(&argv[1..]);
                 c
@@ -343,13 +404,45 @@ fn is_own_log(entry: &std::fs::DirEntry) -> bool {
         && uuid::Uuid::parse_str(stem).is_ok_and(|id| id.get_version_num() == 7 && id.hyphenated().to_string() == stem)
 }
 
+/// The placeholder a command may hold for the run's changed paths.
+pub const CHANGED: &str = "{changed}";
+
+/// A shell command line with `{changed}` replaced by the changed paths, each shell-quoted.
+pub fn expand_changed_line(line: &str, changed: &[String]) -> String {
+    if !line.contains(CHANGED) {
+        return line.to_string();
+    }
+    let quoted: Vec<String> = changed.iter().map(|p| crate::config::shell_quote(p)).collect();
+    line.replace(CHANGED, &quoted.join(" "))
+}
+
+/// Arguments with a `{changed}` argument replaced by one argument per changed path (and
+/// `{changed}` inside a longer argument by the paths joined with spaces).
+pub fn expand_changed_argv(argv: &[String], changed: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(argv.len() + changed.len());
+    for (i, arg) in argv.iter().enumerate() {
+        if arg == CHANGED && i > 0 {
+            out.extend(changed.iter().cloned());
+        } else {
+            out.push(arg.replace(CHANGED, &changed.join(" ")));
+        }
+    }
+    out
+}
+
 /// Waits for every process of the group (children of looptop: the main process and reparented
 /// orphans), adding up their CPU time, until the group is empty.
 ///
 /// Only the main process is waited for blocking: a blocking `wait4(-pgid)` is never woken if
 /// the child it waits for moves to another group (setsid) before exiting, so the rest of the
 /// group is polled. The main process's exit time, which the run's duration ends on, stays exact.
-fn reap_group(key: RunKey, pgid: Pid, tx: mpsc::Sender<Event>, output_done: &std_mpsc::Receiver<()>) {
+fn reap_group(
+    key: RunKey,
+    pgid: Pid,
+    tx: mpsc::Sender<Event>,
+    output_done: &std_mpsc::Receiver<()>,
+    tests: Option<TestCollect>,
+) {
     let leader = pgid.as_raw();
     let mut cpu = CpuTime::default();
     loop {
@@ -378,6 +471,13 @@ fn reap_group(key: RunKey, pgid: Pid, tx: mpsc::Sender<Event>, output_done: &std
     }
     // Let the output threads pass on the last bytes before the run is reported finished.
     let _ = output_done.recv_timeout(DRAIN_WAIT);
+    // The runner wrote its results before its processes were gone.
+    if let Some(results) = tests.as_ref().and_then(TestCollect::read) {
+        let _ = tx.blocking_send(Event::TestsCollected {
+            key,
+            results: Box::new(results),
+        });
+    }
     let _ = tx.blocking_send(Event::RunReaped { key, cpu });
 }
 
@@ -486,6 +586,22 @@ mod tests {
         let me = ProcStat::read(std::process::id().try_into().expect("pid")).expect("own stat");
         assert_eq!(me.group, nix::unistd::getpgrp().as_raw());
         assert!(me.state == 'R' || me.state == 'S', "state {}", me.state);
+    }
+
+    #[test]
+    fn changed_paths_are_quoted_in_a_shell_line_and_split_in_argv() {
+        let changed = vec!["src/a b.py".to_string(), "t.py".to_string()];
+        assert_eq!(
+            expand_changed_line("ruff {changed}", &changed),
+            "ruff 'src/a b.py' t.py"
+        );
+        assert_eq!(expand_changed_line("make", &changed), "make");
+        let argv: Vec<String> = ["ruff", "{changed}", "--x={changed}"].map(String::from).to_vec();
+        assert_eq!(
+            expand_changed_argv(&argv, &changed),
+            ["ruff", "src/a b.py", "t.py", "--x=src/a b.py t.py"]
+        );
+        assert_eq!(expand_changed_argv(&argv, &[]), ["ruff", "--x="]);
     }
 
     #[test]

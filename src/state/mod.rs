@@ -143,6 +143,10 @@ pub struct ActiveRun {
     /// This looptop's other jobs that were running when the run was sampled, with how many of
     /// its samples each was running in (to name them when the CPUs were contended).
     pub alongside: std::collections::BTreeMap<String, usize>,
+    /// For a test job: which tests go first, and why.
+    pub test_plan: Option<crate::diagnose::per_test::TestPlan>,
+    /// For a test job: what its runner reported, once the run is over.
+    pub test_results: Option<crate::diagnose::per_test::TestResults>,
 }
 
 /// One job and its loop.
@@ -162,6 +166,8 @@ pub struct JobState {
     pub echo: echo::EchoDetector,
     /// Durations of the job's recent passing runs (oldest first): the regression baseline.
     pub baseline: Vec<f64>,
+    /// Each test's recent passing times and last outcome (a test job's).
+    pub tests: crate::diagnose::per_test::TestMemory,
     /// The jobs of this loop that it needs (`needs`), by index; needs that are not part of this
     /// loop are left out.
     pub needs: Vec<usize>,
@@ -214,6 +220,7 @@ impl State {
                 last_ended_at: None,
                 echo: echo::EchoDetector::default(),
                 baseline: Vec::new(),
+                tests: crate::diagnose::per_test::TestMemory::default(),
                 waiting: false,
             })
             .collect();

@@ -105,6 +105,7 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
             at,
             wall,
             log,
+            tests,
         } => {
             if let Some((index, run)) = state.run_mut(key) {
                 run.spawned = Some(Spawned {
@@ -114,6 +115,7 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
                     wall,
                     log,
                 });
+                run.test_plan = tests.map(|plan| *plan);
                 let report = run_started(&state.jobs[index], key);
                 effects.extend(report.map(|r| Effect::Report(Report::RunStarted(r))));
                 if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
@@ -149,6 +151,11 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
                         kill_sent: false,
                     });
                 }
+            }
+        }
+        Event::TestsCollected { key, results } => {
+            if let Some((_, run)) = state.run_mut(key) {
+                run.test_results = Some(*results);
             }
         }
         Event::RunReaped { key, cpu } => {
@@ -343,12 +350,21 @@ fn advance(state: &mut State, now: Instant, effects: &mut Vec<Effect>) {
 fn finish_run(state: &mut State, index: usize, cpu: crate::event::CpuTime, now: Instant, effects: &mut Vec<Effect>) {
     let job = &mut state.jobs[index];
     job.last_ended_at = Some(now);
-    if let Some(mut finished) = job.active.take().and_then(|run| run_finished(&job.spec, run, cpu, now)) {
+    let Some(mut run) = job.active.take() else { return };
+    let (plan, results) = (run.test_plan.take(), run.test_results.take());
+    if let Some(mut finished) = run_finished(&job.spec, run, cpu, now) {
         if let Some(query) = finished.query.as_mut() {
             let previous = job.last.as_ref().and_then(|l| l.query.as_ref()).map(|q| q.profile.rows);
             query.hints = query.profile.hints(previous);
         }
-        if finished.outcome == Outcome::Pass {
+        let plan = plan.unwrap_or_default();
+        finished.tests = results.map(|results| job.tests.judge(results, &plan));
+        // A run of only some tests is not the job's loop: never compared with whole-suite runs.
+        let partial = finished
+            .tests
+            .as_ref()
+            .is_some_and(|t| t.selection == crate::diagnose::per_test::Selection::Only);
+        if finished.outcome == Outcome::Pass && !partial {
             finished.regression = compare(finished.duration_ms, &job.baseline);
             job.baseline.push(finished.duration_ms);
             let excess = job.baseline.len().saturating_sub(BASELINE_RUNS);
@@ -487,6 +503,8 @@ fn start_run(state: &mut State, index: usize, trigger: Trigger, during_previous:
         output: crate::diagnose::metrics::OutputScanner::default(),
         query: None,
         alongside: std::collections::BTreeMap::new(),
+        test_plan: None,
+        test_results: None,
     });
     effects.push(Effect::StartRun {
         key,
@@ -588,6 +606,8 @@ fn run_started(job: &super::JobState, key: crate::event::RunKey) -> Option<RunSt
     Some(RunStarted {
         run: run_identity(&job.spec, run)?,
         pid: run.spawned.as_ref()?.pid,
+        targets: run.test_plan.as_ref().map(|p| p.targets.clone()),
+        selection: run.test_plan.as_ref().map(|p| p.selection),
     })
 }
 
@@ -631,6 +651,7 @@ fn run_finished(
             profile,
             hints: Vec::new(),
         }),
+        tests: None,
     })
 }
 
@@ -728,6 +749,7 @@ mod tests {
             at,
             wall: SystemTime::UNIX_EPOCH,
             log: None,
+            tests: None,
         };
         update(state, event, at)
     }
@@ -856,6 +878,70 @@ mod tests {
                     hint.text
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_run_of_only_the_affected_tests_is_never_compared_with_whole_suite_runs() {
+        use crate::diagnose::per_test::{Selection, TestCase, TestOutcome, TestPlan, TestResults};
+        let t0 = Instant::now();
+        let mut state = State::new(vec![job(OnChange::Restart)], COALESCING, Mode::Watch);
+        // A baseline of whole-suite runs around 1 s.
+        state.jobs[0].baseline = vec![1000.0, 1010.0, 990.0, 1005.0, 995.0];
+        let mut key = started_key(&start_all(&mut state)).expect("starts");
+        for (i, selection) in [Selection::Only, Selection::Full].into_iter().enumerate() {
+            let at = ms_after(t0, u64::try_from(i).unwrap_or(0) * 1000);
+            let plan = TestPlan {
+                selection,
+                ..TestPlan::default()
+            };
+            update(
+                &mut state,
+                Event::RunSpawned {
+                    key,
+                    run_id: format!("run-{i}"),
+                    pid: 1,
+                    at,
+                    wall: SystemTime::UNIX_EPOCH,
+                    log: None,
+                    tests: Some(Box::new(plan)),
+                },
+                at,
+            );
+            let results = TestResults {
+                cases: vec![TestCase {
+                    nodeid: "t.py::a".into(),
+                    file: Some("t.py".into()),
+                    outcome: TestOutcome::Passed,
+                    duration_ms: 5.0,
+                    message: None,
+                    finished_ms: None,
+                }],
+                ..TestResults::default()
+            };
+            update(
+                &mut state,
+                Event::TestsCollected {
+                    key,
+                    results: Box::new(results),
+                },
+                at,
+            );
+            // Both runs take 100 ms: far faster than the whole suite's baseline.
+            let effects = exit(&mut state, key, Some(0), None, at + Duration::from_millis(100));
+            let report = finished(&effects).expect("finished");
+            assert_eq!(
+                report.tests.as_ref().map(|t| (t.count, t.selection)),
+                Some((1, selection))
+            );
+            if selection == Selection::Only {
+                assert_eq!(report.regression, None, "not compared");
+                assert_eq!(state.jobs[0].baseline.len(), 5, "not part of the baseline");
+            } else {
+                assert!(report.regression.is_some(), "a whole-suite run is compared");
+            }
+            change(&mut state, "t.py", at + Duration::from_millis(200));
+            key = started_key(&update(&mut state, Event::Tick, at + Duration::from_millis(210))).expect("again");
         }
     }
 

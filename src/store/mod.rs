@@ -15,6 +15,7 @@ pub mod run_row;
 pub mod samples;
 pub mod schema;
 pub mod table;
+pub mod test_cases;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -8,8 +8,10 @@ use duckdb::types::Value;
 use duckdb::{params_from_iter, Connection};
 
 use super::table::{Cell, Table};
+use super::test_cases;
 use super::{journal, open, schema, Access, StoreError};
 use crate::diagnose::metrics::MetricSummary;
+use crate::diagnose::per_test::{TestMemory, TestsReport};
 use crate::diagnose::regression::Flag;
 use crate::report::Outcome;
 use crate::state::view::TrendPoint;
@@ -92,7 +94,8 @@ impl History {
             .conn
             .prepare(
                 "SELECT duration_ms FROM (SELECT duration_ms, started_at FROM runs WHERE job = ? AND command = ? \
-                 AND outcome = 'pass' AND duration_ms IS NOT NULL ORDER BY started_at DESC LIMIT ?) ORDER BY started_at",
+                 AND outcome = 'pass' AND duration_ms IS NOT NULL AND coalesce(test_selection, '') <> 'only' \
+                 ORDER BY started_at DESC LIMIT ?) ORDER BY started_at",
             )
             .map_err(failed)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -100,6 +103,20 @@ impl History {
             .query_map(duckdb::params![job, command, limit], |row| row.get(0))
             .map_err(failed)?;
         rows.collect::<Result<Vec<f64>, _>>().map_err(failed)
+    }
+
+    /// Each test's recent passing times (at most `limit`) and last outcome, over the recent runs
+    /// of `job` with this `command`: what a new looptop judges the job's next tests against.
+    pub fn test_memory(&self, job: &str, command: &str, limit: usize) -> Result<TestMemory, StoreError> {
+        test_cases::memory(&self.conn, job, command, limit).map_err(|e| StoreError::Sql(e.to_string()))
+    }
+
+    /// `looptop tests`: the slowest `limit` tests (of `job`, if given) with their median, last
+    /// time and outcome, flakiness, last change and trend.
+    pub fn tests(&self, job: Option<&str>, limit: usize) -> Result<Table, StoreError> {
+        let job = Value::from(job.map(str::to_string));
+        let limit = Value::BigInt(i64::try_from(limit).unwrap_or(i64::MAX));
+        self.select(test_cases::TESTS_SQL, vec![job.clone(), job, limit])
     }
 
     /// The newest `limit` finished runs of `job`, oldest first, as the TUI's trend shows them.
@@ -111,7 +128,7 @@ impl History {
                 "SELECT * FROM (SELECT run_id::VARCHAR, duration_ms, outcome, regression, \
                  strftime(started_at::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), array_to_string(trigger_files, chr(10)), \
                  verdict_summary, array_to_string(coalesce(hints, []), chr(10)), metric_summary, started_at, verdict, \
-                 query_profile, regression_ratio, baseline_runs, baseline_ms, gpu_verdicts FROM runs \
+                 query_profile, regression_ratio, baseline_runs, baseline_ms, gpu_verdicts, tests FROM runs \
                  WHERE job = ? AND duration_ms IS NOT NULL AND outcome <> 'running' \
                  ORDER BY started_at DESC LIMIT ?) ORDER BY started_at",
             )
@@ -157,9 +174,12 @@ impl History {
                         row.get(6)?,
                         regression_line,
                         split(row.get(7)?),
-                        row.get(8)?,
-                        row.get(11)?,
-                        row.get(15)?,
+                        Kept {
+                            metrics: row.get(8)?,
+                            query: row.get(11)?,
+                            gpus: row.get(15)?,
+                            tests: row.get(16)?,
+                        },
                     ),
                 })
             })
@@ -224,7 +244,14 @@ impl History {
             ExportFormat::Csv => ("csv", "FORMAT CSV, HEADER"),
         };
         let mut files = Vec::new();
-        for table in ["runs", "samples", "gpu_samples", "thread_samples", "metrics"] {
+        for table in [
+            "runs",
+            "samples",
+            "gpu_samples",
+            "thread_samples",
+            "metrics",
+            "test_cases",
+        ] {
             let file = dir.join(format!("{table}.{extension}"));
             let quoted = file.display().to_string().replace('\'', "''");
             self.conn
@@ -253,19 +280,35 @@ impl History {
     }
 }
 
+/// What the history keeps of a run's description as JSON text, column by column.
+struct Kept {
+    /// `metric_summary`.
+    metrics: Option<String>,
+    /// `query_profile`.
+    query: Option<String>,
+    /// `gpu_verdicts`.
+    gpus: Option<String>,
+    /// `tests`.
+    tests: Option<String>,
+}
+
 /// A recorded run's description, from what the history kept of it: its verdict (`kind` and
-/// `summary`), its regression line, the verdict's hints, the metric summary and the query
-/// profile (JSON text).
+/// `summary`), its regression line, the verdict's hints, and the JSON columns (`kept`).
 fn described(
     kind: Option<&str>,
     summary: Option<String>,
     regression: Option<String>,
     hints: Vec<String>,
-    metrics: Option<String>,
-    query: Option<String>,
-    gpus: Option<String>,
+    kept: Kept,
 ) -> crate::report::Description {
+    let Kept {
+        metrics,
+        query,
+        gpus,
+        tests,
+    } = kept;
     let query: Option<serde_json::Value> = query.and_then(|json| serde_json::from_str(&json).ok());
+    let tests: Option<TestsReport> = tests.and_then(|json| serde_json::from_str(&json).ok());
     // Before hints had ids, a query's hints were kept only as words in its profile; since, every
     // hint is in the `hints` column and the profile keeps them as objects.
     let query_hints = query
@@ -284,6 +327,8 @@ fn described(
         query: query
             .and_then(|q| serde_json::from_value::<crate::diagnose::query::QueryProfile>(q).ok())
             .map(|p| crate::report::query_line(&p)),
+        tests: tests.as_ref().map(crate::diagnose::per_test::describe),
+        slowest_tests: tests.as_ref().and_then(crate::diagnose::per_test::describe_slowest),
         hints: hints
             .into_iter()
             .chain(query_hints.iter().filter_map(|h| h.as_str().map(str::to_string)))
@@ -318,6 +363,8 @@ mod tests {
         let started = RunStarted {
             run: run.clone(),
             pid: 1,
+            targets: None,
+            selection: None,
         };
         assert_eq!(recorder.run_started(&started, ACK_WAIT), Ok(Recorded::Done));
         let finished = RunFinished {
@@ -345,6 +392,7 @@ mod tests {
                 profile: QueryProfile::from_duckdb_json("{}", 100, 12.0),
                 hints: vec![crate::diagnose::hints::Hint::new("columnar", "a columnar copy")],
             }),
+            tests: None,
         };
         assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
         drop(recorder);

@@ -566,6 +566,8 @@ mod store_tests {
         let started = RunStarted {
             run: identity(&run_id),
             pid: 1,
+            targets: None,
+            selection: None,
         };
         assert_eq!(recorder.run_started(&started, ACK_WAIT), Ok(Recorded::Done));
         let history = History::open(&path).expect("read");
@@ -641,6 +643,7 @@ mod store_tests {
             regression: None,
             metrics: Vec::new(),
             query: None,
+            tests: None,
         };
         assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
         let history = History::open(&path).expect("read");

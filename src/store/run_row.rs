@@ -114,6 +114,15 @@ pub struct RunEnd {
     /// Its name.
     #[serde(default)]
     pub producer_name: Option<String>,
+    /// A test job's selection: full, first, only.
+    #[serde(default)]
+    pub test_selection: Option<String>,
+    /// A test job's `run_finished.tests`, as JSON.
+    #[serde(default)]
+    pub tests: Option<String>,
+    /// A test job's tests, one row each.
+    #[serde(default)]
+    pub test_cases: Vec<super::test_cases::TestCaseRow>,
 }
 
 fn bytes(value: Option<u64>) -> Option<i64> {
@@ -144,6 +153,8 @@ impl RunRow {
         let started = RunStarted {
             run: finished.run.clone(),
             pid: 0,
+            targets: None,
+            selection: None,
         };
         let usage = &finished.usage;
         let verdict = finished.verdict.as_ref();
@@ -192,6 +203,13 @@ impl RunRow {
                     .and_then(|v| v.producer.as_ref())
                     .map(|p| p.kind.as_str().to_string()),
                 producer_name: verdict.and_then(|v| v.producer.as_ref()).map(|p| p.name.clone()),
+                test_selection: finished.tests.as_ref().map(|t| t.selection.as_str().to_string()),
+                tests: finished.tests.as_ref().and_then(|t| serde_json::to_string(t).ok()),
+                test_cases: finished
+                    .tests
+                    .as_ref()
+                    .map(super::test_cases::TestCaseRow::all)
+                    .unwrap_or_default(),
             }),
             ..Self::started(&started, recorder, host)
         }
@@ -209,6 +227,9 @@ impl RunRow {
         }
         if let Some(end) = &self.end {
             self.update_end(conn, end)?;
+            if end.test_selection.is_some() {
+                super::test_cases::write(conn, &self.run_id, &end.test_cases)?;
+            }
         }
         Ok(())
     }
@@ -245,7 +266,7 @@ impl RunRow {
              verdict_summary = ?, gpu_busy_pct = ?, time_to_gpu_ms = ?, stalls = ?, stall_ms = ?, hints = {}, hint_ids = {}, \
              regression = ?, regression_ratio = ?, baseline_ms = ?, query_rows = ?, query_ms = ?, query_profile = ?, \
              metric_summary = ?, run_queue_delay_pct = ?, baseline_runs = ?, gpu_verdicts = ?, consumer_wait_pct = ?, \
-             producer_kind = ?, producer_name = ? WHERE run_id = ?::UUID",
+             producer_kind = ?, producer_name = ?, test_selection = ?, tests = ? WHERE run_id = ?::UUID",
             list_placeholders(end.hints.len()),
             list_placeholders(end.hint_ids.len())
         );
@@ -287,6 +308,8 @@ impl RunRow {
             &end.consumer_wait_pct,
             &end.producer_kind,
             &end.producer_name,
+            &end.test_selection,
+            &end.tests,
             &self.run_id,
         ]);
         conn.execute(&sql, values.as_slice())

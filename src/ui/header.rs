@@ -60,6 +60,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now
             None => ("watching".to_string(), theme.dim),
         };
         first.push(Span::styled(what, style));
+        let plan = job.active.as_ref().and_then(|run| run.test_plan.as_ref());
+        if let Some(words) = plan.and_then(crate::diagnose::per_test::plan_headline) {
+            first.push(Span::styled(format!(" · {words}"), theme.running));
+        }
         if let Some(last) = &job.last {
             let mark = match last.outcome {
                 Outcome::Pass => "✔",
@@ -71,6 +75,10 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now
                 format!("  last {mark} {}", short_duration(last.duration_ms)),
                 theme.outcome(last.outcome),
             ));
+            if let Some(tests) = &last.tests {
+                let words = crate::diagnose::per_test::headline(tests);
+                first.push(Span::styled(format!(" · {}", one_line(&words)), theme.dim));
+            }
         }
         if view.paused && job.active.is_some() {
             first.push(Span::styled("  (watching paused)", theme.warn));

@@ -152,6 +152,8 @@ fn running(now: Instant) -> State {
         output: Default::default(),
         query: None,
         alongside: Default::default(),
+        test_plan: None,
+        test_results: None,
     });
     if let Some(view) = state.view.as_mut() {
         for i in 0..48 {
@@ -392,4 +394,71 @@ fn a_shared_gpu_shows_the_jobs_own_share_and_a_mig_gpu_says_so() {
     }
     let alone = text(&render(&state, &Theme::default_theme(false), 160, 48, now));
     assert!(alone.contains("gpu0*      90%"), "{alone}");
+}
+
+#[test]
+fn a_test_job_shows_its_selection_in_the_header_and_its_tests_in_the_run() {
+    use crate::diagnose::per_test::{Selection, SlowTest, SlowerTest, TestsReport};
+    let now = Instant::now();
+    let mut state = base(now);
+    let tests = TestsReport {
+        count: 3,
+        passed: 3,
+        total: Some(212),
+        affected: Some(3),
+        selection: Selection::First,
+        slowest: vec![SlowTest {
+            nodeid: "tests/test_b.py::test_load".into(),
+            duration_ms: 250.0,
+        }],
+        slower: vec![SlowerTest {
+            nodeid: "tests/test_b.py::test_load".into(),
+            ratio: 5.0,
+            baseline_ms: 50.0,
+        }],
+        ..TestsReport::default()
+    };
+    let run = crate::report::RunIdentity {
+        run_id: "run-40".into(),
+        job: "train".into(),
+        command: "pytest".into(),
+        kind: crate::config::JobKind::Test,
+        trigger: vec!["src/data.py".into()],
+        ts: SystemTime::UNIX_EPOCH,
+        log: None,
+    };
+    let mut last = crate::report::RunFinished::passed_for_test(run, 1300.0);
+    last.tests = Some(tests);
+    state.jobs[1].last = Some(last.clone());
+    state.jobs[1].tests.baselines.insert(
+        "tests/test_b.py::test_load".into(),
+        vec![50.0, 52.0, 49.0, 51.0, 50.0, 250.0],
+    );
+    if let Some(view) = state.view.as_mut() {
+        view.jobs[1].finished(&last);
+        view.cursor = Some(40);
+    }
+    let shown = text(&render(&state, &Theme::default_theme(false), 160, 48, now));
+    assert!(shown.contains("3 of 212 tests (affected)"), "{shown}");
+    assert!(shown.contains("slower: tests/test_b.py::test_load"), "{shown}");
+    assert!(shown.contains("3 tests: 3 passed (3 of 212 affected first)"), "{shown}");
+    assert!(
+        shown.contains("slowest: tests/test_b.py::test_load 250.0 ms"),
+        "{shown}"
+    );
+    assert!(shown.contains("↗ tests/test_b.py::test_load ▁▁▁▁▁█ 5.0x"), "{shown}");
+    // While the next run goes on, the header says what it runs first.
+    let mut running = running(now);
+    if let Some(run) = running.jobs[1].active.as_mut() {
+        run.test_plan = Some(crate::diagnose::per_test::TestPlan {
+            selection: Selection::Only,
+            targets: vec![crate::diagnose::per_test::Target {
+                target: "tests/test_b.py".into(),
+                why: "imports src/data.py".into(),
+            }],
+            affected_files: None,
+        });
+    }
+    let screen = text(&render(&running, &Theme::default_theme(false), 160, 48, now));
+    assert!(screen.contains("running 12.4 s · 1 affected only"), "{screen}");
 }

@@ -132,8 +132,33 @@ pub fn draw_verdict(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Th
             lines.push(Line::from(Span::styled(one_line(&text).into_owned(), style)));
         }
     };
+    // A test job's tests that got slower in its last run, each with the trend of its times.
+    let slower_lines = |point: &TrendPoint, lines: &mut Vec<Line<'_>>| {
+        let Some(job) = job.filter(|j| j.last.as_ref().is_some_and(|l| l.run.run_id == point.run_id)) else {
+            return;
+        };
+        let slower = job.last.iter().flat_map(|l| l.tests.iter()).flat_map(|t| &t.slower);
+        for test in slower.take(3) {
+            let times = job
+                .tests
+                .baselines
+                .get(&test.nodeid)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let text = format!(
+                "↗ {} {} {:.1}x",
+                one_line(&test.nodeid),
+                crate::report::sparkline(times),
+                test.ratio
+            );
+            lines.push(Line::from(Span::styled(text, theme.warn)));
+        }
+    };
     match (selected, running) {
-        (Some(point), _) => verdict_lines(point, &mut lines),
+        (Some(point), _) => {
+            verdict_lines(point, &mut lines);
+            slower_lines(point, &mut lines);
+        }
         (None, true) => match (job_view.stall.ongoing(), job_view.live.back()) {
             (Some(since), Some(last)) => lines.push(Line::from(Span::styled(
                 format!("⚠ {}", stall::describe(since, last.t_ms)),
@@ -142,7 +167,10 @@ pub fn draw_verdict(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Th
             _ => lines.push(Line::from(Span::styled("running…", theme.running.patch(bold)))),
         },
         (None, false) => match job_view.trend.back() {
-            Some(point) => verdict_lines(point, &mut lines),
+            Some(point) => {
+                verdict_lines(point, &mut lines);
+                slower_lines(point, &mut lines);
+            }
             None => lines.push(Line::from(Span::styled("no run yet", theme.dim))),
         },
     }

@@ -16,6 +16,7 @@ mod readme;
 mod safety;
 mod sampling;
 mod stopping;
+mod test_jobs;
 mod threads;
 mod trust;
 mod tui;

@@ -100,6 +100,7 @@ const SUBCOMMANDS: &[&str] = &[
     "trust",
     "history",
     "stats",
+    "tests",
     "query",
     "export",
     "doctor",
@@ -281,6 +282,7 @@ fn readme_usage_lines_run_in_order_on_a_project_that_init_set_up() {
                 assert_eq!(run_finished(&json_rows(&stdout))["outcome"], "pass", "{stdout}");
             }
             Some("history") => assert!(stdout.contains("train"), "{stdout}"),
+            Some("tests") => assert!(stdout.contains("tests/test_model.py::test_fast"), "{stdout}"),
             Some("export") => assert!(project
                 .path()
                 .join("runs-export")
@@ -298,6 +300,7 @@ fn readme_usage_lines_run_in_order_on_a_project_that_init_set_up() {
         "trust",
         "history",
         "stats",
+        "tests",
         "query",
         "export",
         "bench",

@@ -100,6 +100,9 @@ pub struct RunFinished {
     pub metrics: Vec<crate::diagnose::metrics::MetricSummary>,
     /// For a query job: its profile and hints.
     pub query: Option<crate::diagnose::query::QueryReport>,
+    /// Where the job's Python time went (`None` when it was not profiled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::profile::Profile>,
 }
 
 /// A run's GPU has been starved for a while (reported live, once per stall).
@@ -186,6 +189,9 @@ pub struct Description {
     pub metrics: Option<String>,
     /// A query job's result size, time and slowest operators.
     pub query: Option<String>,
+    /// Where the time goes: the Python profile's top lines and its threads (none when the run
+    /// was not profiled).
+    pub profile: Vec<String>,
     /// What to try: the verdict's hints, then the query's.
     pub hints: Vec<String>,
 }
@@ -204,6 +210,7 @@ impl Description {
                 .map(|r| regression_line(r.flag, r.ratio, r.baseline_runs, r.baseline_ms)),
             metrics: crate::diagnose::metrics::describe(&finished.metrics),
             query: finished.query.as_ref().map(|q| query_line(&q.profile)),
+            profile: finished.profile.as_ref().map(profile_lines).unwrap_or_default(),
             hints: finished.hints().map(|h| h.text.clone()).collect(),
         }
     }
@@ -212,9 +219,52 @@ impl Description {
     pub fn lines(&self) -> Vec<String> {
         let parts = [&self.verdict, &self.gpus, &self.regression, &self.metrics, &self.query];
         let mut lines: Vec<String> = parts.into_iter().flatten().cloned().collect();
+        lines.extend(self.profile.iter().cloned());
         lines.extend(self.hints.iter().map(|h| format!("→ {h}")));
         lines
     }
+}
+
+/// Frames and threads named in the "where the time goes" lines.
+pub const PROFILE_LINE_ITEMS: usize = 3;
+
+/// "where the time goes (240 samples): 81 % row_features features.py:12 · 9 % idle wait
+/// threading.py:320 · …" and "threads: MainThread 98 % running · loader 3 % running, waits in
+/// get (queue.py:180)".
+pub fn profile_lines(profile: &crate::profile::Profile) -> Vec<String> {
+    let frames: Vec<String> = profile
+        .frames
+        .iter()
+        .take(PROFILE_LINE_ITEMS)
+        .map(|f| {
+            let idle = if f.idle { "idle " } else { "" };
+            format!("{:.0} % {idle}{} {}:{}", f.share_pct, f.function, f.file, f.line)
+        })
+        .collect();
+    let mut lines = vec![format!(
+        "where the time goes ({}): {}",
+        count(profile.samples, "sample", "samples"),
+        if frames.is_empty() {
+            "no Python frames".to_string()
+        } else {
+            frames.join(" · ")
+        }
+    )];
+    let threads: Vec<String> = profile
+        .threads
+        .iter()
+        .take(PROFILE_LINE_ITEMS)
+        .map(|t| match &t.waits_in {
+            Some(point) if t.idle_pct > 0.0 => {
+                format!("{} {:.0} % running, waits in {point}", t.name, t.cpu_pct)
+            }
+            _ => format!("{} {:.0} % running", t.name, t.cpu_pct),
+        })
+        .collect();
+    if !threads.is_empty() {
+        lines.push(format!("threads: {}", threads.join(" · ")));
+    }
+    lines
 }
 
 /// "2.3x slower than the median of the last 10 passing runs (1.210 s)".
@@ -328,6 +378,7 @@ impl RunFinished {
             regression: None,
             metrics: Vec::new(),
             query: None,
+            profile: None,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod consumer;
 pub mod hints;
 pub mod metrics;
 pub mod plan;
+pub mod python;
 pub mod query;
 pub mod regression;
 pub mod stall;

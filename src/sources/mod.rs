@@ -2,6 +2,7 @@
 
 pub mod guard;
 pub mod ignore_rules;
+pub mod profiler;
 pub mod runner;
 pub mod sampler;
 pub mod spawn;

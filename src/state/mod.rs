@@ -143,6 +143,8 @@ pub struct ActiveRun {
     /// This looptop's other jobs that were running when the run was sampled, with how many of
     /// its samples each was running in (to name them when the CPUs were contended).
     pub alongside: std::collections::BTreeMap<String, usize>,
+    /// Where its Python time went, once the profiler handed it over.
+    pub profile: Option<crate::profile::Profile>,
 }
 
 /// One job and its loop.

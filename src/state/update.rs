@@ -157,6 +157,11 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
             }
         }
         Event::Sample(sample) => sampled(state, sample, &mut effects),
+        Event::Profile { key, profile } => {
+            if let Some((_, run)) = state.run_mut(key) {
+                run.profile = Some(*profile);
+            }
+        }
         Event::Gpus(status) => {
             effects.extend(gpu_notice(&status).map(|n| Effect::Report(Report::Notice(n))));
             state.gpus = Some(status);
@@ -487,6 +492,7 @@ fn start_run(state: &mut State, index: usize, trigger: Trigger, during_previous:
         output: crate::diagnose::metrics::OutputScanner::default(),
         query: None,
         alongside: std::collections::BTreeMap::new(),
+        profile: None,
     });
     effects.push(Effect::StartRun {
         key,
@@ -615,6 +621,10 @@ fn run_finished(
             .map(|(name, _)| name.clone())
             .collect(),
     );
+    if let Some(profile) = &run.profile {
+        let found = crate::diagnose::python::hints(profile);
+        verdict.hints = crate::diagnose::python::merge(std::mem::take(&mut verdict.hints), found);
+    }
     Some(RunFinished {
         run: run_identity(spec, &run)?,
         exit_code: status.code,
@@ -631,6 +641,7 @@ fn run_finished(
             profile,
             hints: Vec::new(),
         }),
+        profile: run.profile.take(),
     })
 }
 

@@ -641,6 +641,7 @@ mod store_tests {
             regression: None,
             metrics: Vec::new(),
             query: None,
+            profile: None,
         };
         assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
         let history = History::open(&path).expect("read");

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v6.sql"),
     include_str!("schema_v11.sql"),
     include_str!("schema_v8.sql"),
+    include_str!("schema_v7.sql"),
 ];
 
 /// The schema version this looptop writes.

@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -95,7 +97,8 @@ def render(results: dict) -> str:
         "### Python profile: the job with profiling on and off, side by side",
         "",
         f"- job: `{results['command']}`, {results['rounds']} rounds, order alternating; rate {results['rate_hz']} Hz",
-        f"- profile samples per run (on): median {on['samples']}",
+        f"- profile samples per run (on): median {on['samples']}; load average at the end: "
+        f"{' '.join(f'{v:.2f}' for v in results['meta']['loadavg_at_end'])}",
         "",
         "| profiling | job duration median ms | min ms | max ms | looptop CPU % of one core (median) |",
         "|---|---:|---:|---:|---:|",
@@ -155,6 +158,13 @@ def main() -> int:
 
     on, off = summary(True), summary(False)
     results = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "cores": os.cpu_count(),
+            "loadavg_at_end": os.getloadavg(),
+            "looptop_binary": looptop,
+            "invocation": shlex.join(["python3", "benches/profile_overhead.py"] + sys.argv[1:]),
+        },
         "command": args.command,
         "rounds": args.rounds,
         "rate_hz": args.rate_hz,

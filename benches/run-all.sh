@@ -11,7 +11,7 @@
 #   2. benches/overhead.py          CPU time and peak RSS while a job runs (btop, bottom)
 #   3. benches/duration_accuracy.py recorded durations beside hyperfine's
 #   4. benches/scale.py             a tree of 100,000 files (watchexec)
-#   6. benches/profile_overhead.py  the Python profile: a job's duration and looptop's CPU,
+#   7. benches/profile_overhead.py  the Python profile: a job's duration and looptop's CPU,
 #                                   profiling on and off side by side
 #      cargo test --bench history   history queries at 100,000 runs (the test profile: its
 #                                   DuckDB is built with -O2 and already cached by `cargo test`;
@@ -126,7 +126,7 @@ else
 fi
 echo '```' >>"$results/report.md"
 echo >>"$results/report.md"
-section "6. Python profile: job duration and looptop's CPU, profiling on and off" profile_overhead.log \
+section "7. Python profile: job duration and looptop's CPU, profiling on and off" profile_overhead.log \
   python3 benches/profile_overhead.py --looptop "$looptop" --rounds "${PROFILE_ROUNDS:-5}"
 
 cp "$results/report.md" "$report"

@@ -7,7 +7,7 @@
 //! was at that line; a thread's `cpu_pct` and `idle_pct` are shares of the samples it was seen in.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -111,20 +111,38 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// A frame of `function` at `filename:line`, its file placed against the project `root`;
-    /// `short` is the interpreter's package-relative name for files outside it.
-    pub fn located(function: &str, filename: &str, line: i32, root: &Path, short: Option<&str>) -> Self {
-        let (file, own) = place(filename, root, short);
+    fn label(&self) -> String {
+        format!("{} ({}:{})", self.function, self.file, self.line)
+    }
+}
+
+/// Where each file is shown from, and whether it is the project's own code, remembered per
+/// file name: the profiler places every frame of every sample.
+#[derive(Debug, Clone)]
+pub struct Places {
+    root: PathBuf,
+    known: HashMap<String, (String, bool)>,
+}
+
+impl Places {
+    /// Files placed against the project `root`.
+    pub fn new(root: PathBuf) -> Self {
         Self {
-            function: function.to_string(),
-            file,
-            line: u32::try_from(line).unwrap_or(0),
-            own,
+            root,
+            known: HashMap::new(),
         }
     }
 
-    fn label(&self) -> String {
-        format!("{} ({}:{})", self.function, self.file, self.line)
+    /// The file `filename` as the profile shows it, and whether it is the project's own;
+    /// `short` is the interpreter's package-relative name for files outside the project.
+    pub fn place(&mut self, filename: &str, short: Option<&str>) -> (&str, bool) {
+        if !self.known.contains_key(filename) {
+            let placed = place(filename, &self.root, short);
+            self.known.insert(filename.to_string(), placed);
+        }
+        self.known
+            .get(filename)
+            .map_or(("", false), |(file, own)| (file.as_str(), *own))
     }
 }
 
@@ -169,7 +187,8 @@ pub struct ThreadStack {
     pub active: bool,
     /// It held the interpreter lock.
     pub owns_gil: bool,
-    /// Its frames, innermost first.
+    /// Its frames, innermost first, down to the project's innermost frame (what the tally
+    /// needs; the profiler leaves out the callers above it).
     pub frames: Vec<Frame>,
 }
 
@@ -186,18 +205,27 @@ impl ThreadStack {
 
     /// Where it waits: the library call the project's innermost frame made, else the innermost
     /// frame.
-    fn wait_point(&self) -> Option<String> {
-        let own = self.frames.iter().position(|f| f.own);
-        let at = match own {
+    fn wait_point(&self) -> Option<&Frame> {
+        match self.frames.iter().position(|f| f.own) {
             Some(0) | None => self.frames.first(),
             Some(i) => self.frames.get(i - 1),
-        };
-        at.map(Frame::label)
+        }
     }
+}
+
+/// A key for counting by `parts` without allocating: counts are looked up at every sample,
+/// their names are copied only the first time.
+fn key_of(parts: impl std::hash::Hash) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(parts)
 }
 
 #[derive(Debug, Default)]
 struct FrameCount {
+    function: String,
+    file: String,
+    line: u32,
+    idle: bool,
     samples: u32,
     last: u32,
     own_python: u32,
@@ -206,15 +234,18 @@ struct FrameCount {
 #[derive(Debug, Default)]
 struct ThreadCount {
     name: String,
+    named: bool,
     seen: u32,
     active: u32,
     idle: u32,
-    waits: HashMap<String, u32>,
+    waits: HashMap<u64, (String, u32)>,
     last: u32,
 }
 
 #[derive(Debug, Default)]
 struct FunctionCount {
+    function: String,
+    file: String,
     samples: u32,
     last: u32,
     lines: HashMap<u32, u32>,
@@ -224,9 +255,9 @@ struct FunctionCount {
 #[derive(Debug, Default)]
 pub struct Tally {
     samples: u32,
-    frames: HashMap<(String, String, u32, bool), FrameCount>,
+    frames: HashMap<u64, FrameCount>,
     threads: HashMap<(u32, u64), ThreadCount>,
-    functions: HashMap<(String, String), FunctionCount>,
+    functions: HashMap<u64, FunctionCount>,
     active_stacks: u32,
     own_python_stacks: u32,
 }
@@ -247,10 +278,10 @@ impl Tally {
             }
             thread.last = tick;
             thread.seen += 1;
-            if let Some(name) = stack.name.as_ref().map(|_| stack.display_name()) {
-                thread.name = name;
-            } else if thread.name.is_empty() {
+            // Python names a thread a little after it starts: the first real name is kept.
+            if !thread.named && (stack.name.is_some() || thread.name.is_empty()) {
                 thread.name = stack.display_name();
+                thread.named = stack.name.is_some();
             }
             let own_python = stack.active && stack.owns_gil && stack.frames.first().is_some_and(|f| f.own);
             if stack.active {
@@ -260,12 +291,19 @@ impl Tally {
             } else {
                 thread.idle += 1;
                 if let Some(point) = stack.wait_point() {
-                    *thread.waits.entry(point).or_default() += 1;
+                    let key = key_of((&point.function, &point.file, point.line));
+                    thread.waits.entry(key).or_insert_with(|| (point.label(), 0)).1 += 1;
                 }
             }
             let Some(top) = stack.frames.first() else { continue };
-            let key = (top.function.clone(), top.file.clone(), top.line, !stack.active);
-            let frame = self.frames.entry(key).or_default();
+            let key = key_of((&top.function, &top.file, top.line, !stack.active));
+            let frame = self.frames.entry(key).or_insert_with(|| FrameCount {
+                function: top.function.clone(),
+                file: top.file.clone(),
+                line: top.line,
+                idle: !stack.active,
+                ..FrameCount::default()
+            });
             frame.own_python += u32::from(own_python);
             if frame.last != tick {
                 frame.last = tick;
@@ -274,8 +312,12 @@ impl Tally {
             if stack.active {
                 let function = self
                     .functions
-                    .entry((top.function.clone(), top.file.clone()))
-                    .or_default();
+                    .entry(key_of((&top.function, &top.file)))
+                    .or_insert_with(|| FunctionCount {
+                        function: top.function.clone(),
+                        file: top.file.clone(),
+                        ..FunctionCount::default()
+                    });
                 *function.lines.entry(top.line).or_default() += 1;
                 if function.last != tick {
                     function.last = tick;
@@ -293,15 +335,15 @@ impl Tally {
         let share = |n: u32| f64::from(n) / f64::from(self.samples) * 100.0;
         let mut frames: Vec<FrameShare> = self
             .frames
-            .iter()
-            .map(|((function, file, line, idle), count)| FrameShare {
-                function: function.clone(),
-                file: file.clone(),
-                line: *line,
+            .values()
+            .map(|count| FrameShare {
+                function: count.function.clone(),
+                file: count.file.clone(),
+                line: count.line,
                 share_pct: share(count.samples),
-                idle: *idle,
+                idle: count.idle,
                 // Pure Python when most of the line's samples held the interpreter lock.
-                own_python: !*idle && count.own_python * 2 > count.samples,
+                own_python: !count.idle && count.own_python * 2 > count.samples,
             })
             .collect();
         // Running lines first (where the time goes), then where threads waited.
@@ -319,8 +361,8 @@ impl Tally {
                 let seen = f64::from(t.seen.max(1));
                 let waits_in = t
                     .waits
-                    .iter()
-                    .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+                    .values()
+                    .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
                     .map(|(point, _)| point.clone());
                 ThreadShare {
                     name: t.name.clone(),
@@ -334,11 +376,15 @@ impl Tally {
         threads.truncate(MAX_THREADS);
         let hottest = self
             .functions
-            .iter()
-            .max_by(|a, b| a.1.samples.cmp(&b.1.samples).then_with(|| b.0.cmp(a.0)))
-            .map(|((function, file), count)| FunctionShare {
-                function: function.clone(),
-                file: file.clone(),
+            .values()
+            .max_by(|a, b| {
+                a.samples
+                    .cmp(&b.samples)
+                    .then_with(|| (&b.function, &b.file).cmp(&(&a.function, &a.file)))
+            })
+            .map(|count| FunctionShare {
+                function: count.function.clone(),
+                file: count.file.clone(),
                 share_pct: share(count.samples),
                 line: count
                     .lines
@@ -423,7 +469,7 @@ mod tests {
             place("/usr/lib/python3.11/queue.py", root, None),
             ("queue.py".to_string(), false)
         );
-        assert_eq!(place("<frozen importlib._bootstrap>", root, None).1, false);
+        assert!(!place("<frozen importlib._bootstrap>", root, None).1);
     }
 
     #[test]

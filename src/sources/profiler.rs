@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::Sender;
 
 use crate::event::{Event, Notice, RunKey};
-use crate::profile::{Frame, Tally, ThreadStack};
+use crate::profile::{Frame, Places, Tally, ThreadStack};
 use crate::sources::sampler::tree::ProcessTree;
 
 /// Stack reads per second unless `[profile] rate_hz` says otherwise (see BENCHMARKS.md for
@@ -145,7 +145,7 @@ struct Run {
 }
 
 struct Thread {
-    root: PathBuf,
+    places: Places,
     period: Duration,
     events: Sender<Event>,
     config: py_spy::Config,
@@ -162,7 +162,7 @@ impl Thread {
         config.subprocesses = false;
         config.collect_thread_names = true;
         Self {
-            root,
+            places: Places::new(root),
             period,
             events,
             config,
@@ -251,7 +251,7 @@ impl Thread {
                     match spy.get_stack_traces() {
                         Ok(traces) => {
                             *failed = 0;
-                            stacks.extend(traces.iter().map(|t| stack_of(t, pid, main, &self.root)));
+                            stacks.extend(traces.iter().map(|t| stack_of(t, pid, main, &mut self.places)));
                         }
                         Err(error) if is_denied(&error) || mem_denied(pid) => {
                             notices.push(("denied", ptrace_denied(pid)));
@@ -375,8 +375,27 @@ fn attach(
     }
 }
 
-/// One py-spy trace as the tally takes it.
-fn stack_of(trace: &py_spy::StackTrace, pid: u32, main: bool, root: &Path) -> ThreadStack {
+/// One py-spy trace as the tally takes it: its frames down to the project's innermost one (the
+/// line the thread is at, and where it waits, are all the tally needs), else the innermost.
+fn stack_of(trace: &py_spy::StackTrace, pid: u32, main: bool, places: &mut Places) -> ThreadStack {
+    let own = trace
+        .frames
+        .iter()
+        .position(|f| places.place(&f.filename, f.short_filename.as_deref()).1);
+    let frames = trace
+        .frames
+        .iter()
+        .take(own.map_or(1, |i| i + 1))
+        .map(|f| {
+            let (file, own) = places.place(&f.filename, f.short_filename.as_deref());
+            Frame {
+                function: f.name.clone(),
+                file: file.to_string(),
+                line: u32::try_from(f.line).unwrap_or(0),
+                own,
+            }
+        })
+        .collect();
     ThreadStack {
         pid,
         leader: main,
@@ -384,11 +403,7 @@ fn stack_of(trace: &py_spy::StackTrace, pid: u32, main: bool, root: &Path) -> Th
         name: trace.thread_name.clone(),
         active: trace.active,
         owns_gil: trace.owns_gil,
-        frames: trace
-            .frames
-            .iter()
-            .map(|f| Frame::located(&f.name, &f.filename, f.line, root, f.short_filename.as_deref()))
-            .collect(),
+        frames,
     }
 }
 

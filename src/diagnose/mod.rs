@@ -4,8 +4,9 @@
 //! `hints` turns the evidence into at most three actionable lines, `stall` spots a starved GPU
 //! live, and `regression` compares a run's duration with the job's recent runs. For query jobs,
 //! `query` reads DuckDB's profile into `plan`'s operator tree, and `data` reads the data hints
-//! (join fan-out, columnar, pruning, types, sparse columns, sampling) off it. Every threshold
-//! lives in `thresholds`.
+//! (join fan-out, columnar, pruning, types, sparse columns, sampling) off it. `python` reads the
+//! hints off a run's Python profile (`python-loop`, `hot-function`). Every threshold lives in
+//! `thresholds`.
 
 pub mod data;
 pub mod gpus;

@@ -47,7 +47,7 @@ pub struct ThreadShare {
     /// Share of its samples in which it was idle (waiting), in %.
     pub idle_pct: f64,
     /// Where it waited most, `function (file:line)`: the call the project's code made into a
-    /// library (`get (queue.py:180)`), else the innermost frame; `None` if it never waited.
+    /// library (`Queue.get (queue.py:171)`), else the innermost frame; `None` if it never waited.
     pub waits_in: Option<String>,
 }
 

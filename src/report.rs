@@ -230,7 +230,7 @@ pub const PROFILE_LINE_ITEMS: usize = 3;
 
 /// "where the time goes (240 samples): 81 % row_features features.py:12 · 9 % idle wait
 /// threading.py:320 · …" and "threads: MainThread 98 % running · loader 3 % running, waits in
-/// get (queue.py:180)".
+/// Queue.get (queue.py:171)".
 pub fn profile_lines(profile: &crate::profile::Profile) -> Vec<String> {
     let frames: Vec<String> = profile
         .frames

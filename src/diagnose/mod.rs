@@ -8,9 +8,9 @@
 //! hints off a run's Python profile (`python-loop`, `hot-function`). Every threshold lives in
 //! `thresholds`.
 
+pub mod consumer;
 pub mod data;
 pub mod gpus;
-pub mod consumer;
 pub mod hints;
 pub mod metrics;
 pub mod plan;

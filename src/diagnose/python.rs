@@ -62,6 +62,15 @@ pub fn hints(profile: &Profile) -> Vec<Hint> {
     found
 }
 
+/// Where the job's consumer (the main process's `MainThread`) waited most, when the profile
+/// saw it wait: the verdict's `waits_in`.
+pub fn consumer_waits_in(profile: &Profile) -> Option<String> {
+    profile
+        .thread("MainThread")
+        .filter(|t| t.idle_pct > 0.0)
+        .and_then(|t| t.waits_in.clone())
+}
+
 /// The verdict's hints and the profile's together, at most `MAX_HINTS`: the verdict's come
 /// first, but give up their last places so that a profile hint is never crowded out.
 pub fn merge(mut verdict: Vec<Hint>, profile: Vec<Hint>) -> Vec<Hint> {
@@ -156,6 +165,20 @@ mod tests {
             tally.add(&[stack("MainThread", true, true, &[("f", "a.py", 1, true)])]);
         }
         assert!(hints(&tally.profile().expect("sampled")).is_empty());
+    }
+
+    #[test]
+    fn the_consumer_is_the_main_thread_and_named_only_when_it_waited() {
+        let mut tally = Tally::default();
+        for i in 0..20 {
+            let waiting = [("get", "queue.py", 180, false), ("train", "train.py", 40, true)];
+            let main = stack("MainThread", i % 4 == 0, true, &waiting);
+            tally.add(&[main, stack("loader", true, true, &[("decode", "loader.py", 9, true)])]);
+        }
+        let profile = tally.profile().expect("sampled");
+        assert_eq!(consumer_waits_in(&profile).as_deref(), Some("get (queue.py:180)"));
+        // The fixed twin: a main thread that never waited names no place.
+        assert_eq!(consumer_waits_in(&run(16, false)), None);
     }
 
     #[test]

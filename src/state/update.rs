@@ -622,6 +622,7 @@ fn run_finished(
             .collect(),
     );
     if let Some(profile) = &run.profile {
+        verdict.waited_in(crate::diagnose::python::consumer_waits_in(profile));
         let found = crate::diagnose::python::hints(profile);
         verdict.hints = crate::diagnose::python::merge(std::mem::take(&mut verdict.hints), found);
     }

@@ -295,7 +295,15 @@ impl History {
             ExportFormat::Csv => ("csv", "FORMAT CSV, HEADER"),
         };
         let mut files = Vec::new();
-        for table in ["runs", "samples", "gpu_samples", "thread_samples", "metrics", "frames", "profile_threads"] {
+        for table in [
+            "runs",
+            "samples",
+            "gpu_samples",
+            "thread_samples",
+            "metrics",
+            "frames",
+            "profile_threads",
+        ] {
             let file = dir.join(format!("{table}.{extension}"));
             let quoted = file.display().to_string().replace('\'', "''");
             self.conn

@@ -12,6 +12,8 @@
 #   3. benches/duration_accuracy.py recorded durations beside hyperfine's
 #   4. benches/scale.py             a tree of 100,000 files (watchexec)
 #   5. benches/affected_first.py    affected tests first on a PyPI suite (pip download)
+#   7. benches/profile_overhead.py  the Python profile: a job's duration and looptop's CPU,
+#                                   profiling on and off side by side
 #      cargo test --bench history   history queries at 100,000 runs (the test profile: its
 #                                   DuckDB is built with -O2 and already cached by `cargo test`;
 #                                   `cargo bench` would build DuckDB once more for release)
@@ -22,7 +24,8 @@
 #
 # Environment: OVERHEAD_SECONDS (60), OVERHEAD_BASELINE (another looptop binary, measured beside
 # this one by overhead.py --baseline: what a change costs), SCALE_DIRS (1000) and SCALE_FILES (100), SAVES (50),
-# AFFECTED_EDITS (5), NO_INSTALL=1 to use only what is installed (a missing tool is then skipped and said so).
+# AFFECTED_EDITS (5), PROFILE_ROUNDS (5), NO_INSTALL=1 to use only what is installed (a missing tool is then
+# skipped and said so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -126,6 +129,9 @@ else
   tail -n 20 "$results/history.log" >>"$results/report.md"
 fi
 echo '```' >>"$results/report.md"
+echo >>"$results/report.md"
+section "7. Python profile: job duration and looptop's CPU, profiling on and off" profile_overhead.log \
+  python3 benches/profile_overhead.py --looptop "$looptop" --rounds "${PROFILE_ROUNDS:-5}"
 
 cp "$results/report.md" "$report"
 echo "report: $report" >&2

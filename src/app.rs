@@ -10,6 +10,7 @@ use crate::effect::{Effect, Report};
 use crate::event::{Event, Notice};
 use crate::headless::Printer;
 use crate::report::RunFinished;
+use crate::sources::profiler::Profiler;
 use crate::sources::runner::Runner;
 use crate::sources::sampler::Sampler;
 use crate::state::{next_wakeup, update, State};
@@ -21,12 +22,21 @@ use crate::store::StoreError;
 /// bounds looptop's memory whatever a job prints.
 pub const EVENT_CHANNEL_CAPACITY: usize = 64;
 
-/// Runs the loop until an `Effect::Exit`; returns its exit code and the sinks. The sampler,
-/// when there is one, follows the runs' lives.
+/// The sources that follow the runs' lives: the sampler and the Python profiler, when they run.
+#[derive(Debug, Default)]
+pub struct Observers {
+    /// Samples each run's processes.
+    pub sampler: Option<Sampler>,
+    /// Reads each run's Python stacks.
+    pub profiler: Option<Profiler>,
+}
+
+/// Runs the loop until an `Effect::Exit`; returns its exit code and the sinks. The observers
+/// follow the runs' lives.
 pub async fn run_loop(
     mut state: State,
     mut runner: Runner,
-    sampler: Option<Sampler>,
+    mut observers: Observers,
     mut sinks: Sinks,
     mut events: mpsc::Receiver<Event>,
     first: Vec<Effect>,
@@ -40,7 +50,7 @@ pub async fn run_loop(
         // Let the other tasks run (the signal forwarder): while events keep coming, `recv` is
         // always ready and a Ctrl-C would wait behind dozens of runs.
         tokio::task::yield_now().await;
-        let event = match own.pop_front() {
+        let mut event = match own.pop_front() {
             Some(event) => event,
             None => {
                 let wake = [next_wakeup(&state), sinks.frontend.wake_at()]
@@ -56,11 +66,24 @@ pub async fn run_loop(
                 }
             }
         };
+        // A run's profile is applied just before its end, so that the run's report carries it.
+        let reaped = match &event {
+            Event::RunReaped { key, .. } => Some(*key),
+            _ => None,
+        };
+        if let (Some(key), Some(profiler)) = (reaped, observers.profiler.as_mut()) {
+            if let Some(profile) = profiler.finish(key) {
+                own.push_front(std::mem::replace(&mut event, profile));
+            }
+        }
         if let Event::RunReaped { key, .. } = &event {
             own.extend(runner.forget(*key).into_iter().map(Event::Notice));
         }
-        if let Some(sampler) = &sampler {
+        if let Some(sampler) = &observers.sampler {
             sampler.observe(&event);
+        }
+        if let Some(profiler) = observers.profiler.as_mut() {
+            profiler.observe(&event);
         }
         let effects = update(&mut state, event, Instant::now());
         if let Some(code) = carry_out(effects, &state, &mut runner, &mut sinks, &mut own) {

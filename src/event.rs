@@ -194,6 +194,13 @@ pub enum Event {
     },
     /// A resource reading of an active run.
     Sample(Box<crate::sample::Sample>),
+    /// Where a run's Python time went, from the profiler: given just before the run's end.
+    Profile {
+        /// Which run.
+        key: RunKey,
+        /// Its profile.
+        profile: Box<crate::profile::Profile>,
+    },
     /// What the sampler found out about GPUs (once, when it first looks).
     Gpus(GpuStatus),
     /// A past run's samples, read from the history for the TUI.

@@ -12,6 +12,9 @@ use crate::store::reader::History;
 use crate::store::StoreError;
 use crate::text::escape;
 
+/// Yama's ptrace policy: whether looptop may read the Python stacks of the jobs it starts.
+const YAMA_PTRACE_SCOPE: &str = "/proc/sys/kernel/yama/ptrace_scope";
+
 const INOTIFY_LIMITS: [(&str, &str); 2] = [
     ("max_user_watches", "/proc/sys/fs/inotify/max_user_watches"),
     ("max_user_instances", "/proc/sys/fs/inotify/max_user_instances"),
@@ -68,6 +71,11 @@ fn gather(config: &Config) -> Value {
         "config": config_part,
         "history": history,
         "sample_interval_ms": config.sampler.interval.as_millis(),
+        "profile": {
+            "python": config.profiler.python,
+            "rate_hz": config.profiler.rate_hz,
+            "ptrace_scope": std::fs::read_to_string(YAMA_PTRACE_SCOPE).ok().and_then(|s| s.trim().parse::<u8>().ok()),
+        },
         "system": system,
         "inotify": inotify,
         "nvml": nvml(config),
@@ -110,6 +118,24 @@ fn nvml(config: &Config) -> Value {
             })
         }
     }
+}
+
+/// "Python stacks 50 times a second; kernel.yama.ptrace_scope 1: ...".
+fn profile_line(profile: &Value) -> String {
+    if profile["python"] == Value::Bool(false) {
+        return "off ([profile] python = false)".to_string();
+    }
+    let scope = match profile["ptrace_scope"].as_u64() {
+        Some(scope @ (0 | 1)) => {
+            format!("kernel.yama.ptrace_scope {scope}: looptop may read the jobs it starts")
+        }
+        Some(scope) => format!(
+            "kernel.yama.ptrace_scope {scope}: tracing is denied, so jobs are not profiled \
+             (`sudo sysctl kernel.yama.ptrace_scope=1`)"
+        ),
+        None => "no Yama ptrace policy here (in a container, profiling may need --cap-add SYS_PTRACE)".to_string(),
+    };
+    format!("Python stacks {} times a second; {scope}", profile["rate_hz"])
 }
 
 fn render(report: &Value) -> String {
@@ -164,6 +190,7 @@ fn render(report: &Value) -> String {
             report["sample_interval_ms"], system["cores"]
         ),
     );
+    line(&mut out, "profile", &profile_line(&report["profile"]));
     let inotify = &report["inotify"];
     line(
         &mut out,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use tokio::sync::mpsc;
 
 use super::Failure;
-use crate::app::{forward_signals, run_loop, Frontend, Sinks, EVENT_CHANNEL_CAPACITY};
+use crate::app::{forward_signals, run_loop, Frontend, Observers, Sinks, EVENT_CHANNEL_CAPACITY};
 use crate::cli::{BenchArgs, RunArgs};
 use crate::config::trust::{approved_text, refusal, TrustStore};
 use crate::config::{Config, JobCommand, JobSpec};
@@ -16,6 +16,7 @@ use crate::effect::Report;
 use crate::event::Notice;
 use crate::headless::{format_duration_ms, Printer};
 use crate::report::{Outcome, RunFinished};
+use crate::sources::profiler::Profiler;
 use crate::sources::sampler::Sampler;
 use crate::sources::{runner, watcher};
 use crate::state::update::start_all;
@@ -235,6 +236,13 @@ pub fn run_engine(
                 None
             }
         };
+        let profiler = match Profiler::start(&config.profiler, root.clone(), tx.clone()) {
+            Ok(profiler) => profiler,
+            Err(e) => {
+                log::warn!("cannot start the Python profiler ({e}): runs are not profiled");
+                None
+            }
+        };
         if let Some(input) = input {
             input(tx.clone());
         }
@@ -268,7 +276,8 @@ pub fn run_engine(
                 "waiting for the first change (--postpone)",
             )));
         }
-        Ok(run_loop(state, runner, sampler, sinks, rx, first).await)
+        let observers = Observers { sampler, profiler };
+        Ok(run_loop(state, runner, observers, sinks, rx, first).await)
     })
 }
 

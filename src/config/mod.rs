@@ -20,6 +20,7 @@ pub use diagnostic::ConfigError;
 
 use crate::commands::exec_query;
 use crate::diagnose::metrics::{self, MetricSpec};
+use crate::sources::profiler::{ProfilerSettings, DEFAULT_RATE_HZ, MAX_RATE_HZ};
 use crate::sources::sampler::gpu::GpuSettings;
 use crate::sources::sampler::{
     SamplerSettings, DEFAULT_INTERVAL as DEFAULT_SAMPLE_INTERVAL, MIN_INTERVAL as MIN_SAMPLE_INTERVAL,
@@ -257,6 +258,8 @@ pub struct Config {
     pub history_path: PathBuf,
     /// `[sample]` and `[gpu]`.
     pub sampler: SamplerSettings,
+    /// `[profile]`.
+    pub profiler: ProfilerSettings,
     /// `[ui] theme`.
     pub ui_theme: Option<String>,
     /// Whether the file is approved; until `trust::settle` says so, its jobs do not run.
@@ -295,6 +298,7 @@ impl Config {
             root,
             jobs: Vec::new(),
             sampler: SamplerSettings::default(),
+            profiler: ProfilerSettings::default(),
             ui_theme: None,
             approval: trust::Approval::NoFile,
         }
@@ -345,6 +349,7 @@ impl Config {
         needs::check(&names, &written_needs, &at)?;
         let history_path = root.join(raw.history.path.as_deref().unwrap_or(DEFAULT_HISTORY_PATH));
         let sampler = resolve_sampler(raw.sample, raw.gpu, &root, &at)?;
+        let profiler = resolve_profiler(raw.profile, &at)?;
         Ok(Self {
             file: Some(file.to_path_buf()),
             root,
@@ -352,6 +357,7 @@ impl Config {
             jobs,
             history_path,
             sampler,
+            profiler,
             ui_theme: raw.ui.theme,
             approval: trust::Approval::Unapproved(Vec::new()),
         })
@@ -497,6 +503,27 @@ fn resolve_sampler(sample: RawSample, gpu: RawGpu, root: &Path, at: &At<'_>) -> 
             nvml_lib,
             devices: gpu.devices.map(Spanned::into_inner),
         },
+    })
+}
+
+fn resolve_profiler(raw: RawProfile, at: &At<'_>) -> Result<ProfilerSettings, ConfigError> {
+    let rate_hz = match raw.rate_hz {
+        None => DEFAULT_RATE_HZ,
+        Some(rate) if *rate.get_ref() == 0 || *rate.get_ref() > u64::from(MAX_RATE_HZ) => {
+            return Err(at(
+                rate.span(),
+                format!("`rate_hz` = {} is outside 1..={MAX_RATE_HZ}", rate.get_ref()),
+            )
+            .with_help(format!(
+                "stacks are read this many times a second; the default is {DEFAULT_RATE_HZ} \
+                 (set `python = false` to turn profiling off)"
+            )))
+        }
+        Some(rate) => u32::try_from(*rate.get_ref()).unwrap_or(DEFAULT_RATE_HZ),
+    };
+    Ok(ProfilerSettings {
+        python: raw.python.unwrap_or(true),
+        rate_hz,
     })
 }
 
@@ -669,6 +696,8 @@ struct RawConfig {
     #[serde(default)]
     gpu: RawGpu,
     #[serde(default)]
+    profile: RawProfile,
+    #[serde(default)]
     ui: RawUi,
 }
 
@@ -682,6 +711,13 @@ struct RawUi {
 #[serde(deny_unknown_fields)]
 struct RawSample {
     interval_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    python: Option<bool>,
+    rate_hz: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -842,6 +878,28 @@ kind = "test"
         assert_eq!(error.line, 4);
         let error = parse("[watch]\ndebounce_ms = 50\ndebounce_max_ms = 10\n").expect_err("cap");
         assert_eq!(error.line, 3);
+    }
+
+    #[test]
+    fn profile_settings_resolve_and_a_bad_rate_points_at_its_value() {
+        let config = parse("").expect("valid");
+        assert_eq!(config.profiler, ProfilerSettings::default());
+        assert!(config.profiler.python);
+        let config = parse("[profile]\npython = false\nrate_hz = 20\n").expect("valid");
+        assert_eq!(
+            config.profiler,
+            ProfilerSettings {
+                python: false,
+                rate_hz: 20
+            }
+        );
+        let error = parse("[profile]\nrate_hz = 0\n").expect_err("zero");
+        assert_eq!((error.line, error.column), (2, 11));
+        assert!(error.message.contains("`rate_hz` = 0"), "{}", error.message);
+        let error = parse("[profile]\npython = \"yes\"\n").expect_err("type");
+        assert_eq!(error.line, 2);
+        let error = parse("[profile]\nrate = 5\n").expect_err("unknown");
+        assert_eq!(error.help.as_deref(), Some("did you mean `rate_hz`?"));
     }
 
     #[test]

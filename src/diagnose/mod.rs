@@ -5,7 +5,8 @@
 //! live, `regression` compares a run's duration with the job's recent runs, and `per_test`
 //! judges a test job's tests one by one the same way. For query jobs, `query` reads DuckDB's
 //! profile into `plan`'s operator tree, and `data` reads the data hints (join fan-out, columnar,
-//! pruning, types, sparse columns, sampling) off it. Every threshold lives in `thresholds`.
+//! pruning, types, sparse columns, sampling) off it. `python` reads the hints off a run's Python
+//! profile (`python-loop`, `hot-function`). Every threshold lives in `thresholds`.
 
 pub mod consumer;
 pub mod data;
@@ -14,6 +15,7 @@ pub mod hints;
 pub mod metrics;
 pub mod per_test;
 pub mod plan;
+pub mod python;
 pub mod query;
 pub mod regression;
 pub mod stall;

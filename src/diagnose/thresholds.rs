@@ -136,3 +136,11 @@ pub const SAMPLE_SMALL_RESULT: u64 = 1000;
 pub const TEST_MIN_SLOWER_MS: f64 = 50.0;
 /// `run_finished.tests.slowest` names this many tests.
 pub const SLOWEST_TESTS: usize = 5;
+/// Python profiles: fewer running stacks than this are too few to name a hot spot (a fifth of a
+/// second at the default rate).
+pub const PROFILE_MIN_ACTIVE_STACKS: u32 = 10;
+/// `python-loop`: at least this share of the running stacks sat in the project's own
+/// pure-Python code (not in a library's native code), in %.
+pub const PYTHON_LOOP_SHARE_PCT: f64 = 50.0;
+/// `hot-function`: one function ran in at least this share of the samples, in %.
+pub const HOT_FUNCTION_SHARE_PCT: f64 = 30.0;

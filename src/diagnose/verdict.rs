@@ -258,6 +258,15 @@ impl Verdict {
         self.kind == Kind::Contended || self.cause == Some(Cause::Contended)
     }
 
+    /// Where the job's consumer waited, from the run's Python profile: kept as `waits_in`, and
+    /// named in an input-bound verdict's summary.
+    pub fn waited_in(&mut self, at: Option<String>) {
+        if let (Kind::InputBound, Some(at)) = (self.kind, &at) {
+            self.summary = format!("{}; it waited in {at}", self.summary);
+        }
+        self.waits_in = at;
+    }
+
     /// `jobs` of this looptop ran beside the run: when the run was contended, they are part of
     /// the other work, and the summary and the hint name them (the fix is then in looptop's own
     /// hands: one job at a time). Otherwise nothing changes.
@@ -609,6 +618,16 @@ mod tests {
             (ProducerKind::Thread, "loader", 43)
         );
         assert_eq!(verdict.waits_in, None, "only a Python profile can tell where it waits");
+        let mut profiled = verdict.clone();
+        profiled.waited_in(Some("get (queue.py:180)".into()));
+        assert_eq!(profiled.waits_in.as_deref(), Some("get (queue.py:180)"));
+        assert!(
+            profiled
+                .summary
+                .ends_with("loader` was at 99 % of a core; it waited in get (queue.py:180)"),
+            "{}",
+            profiled.summary
+        );
         assert_eq!(verdict.hints[0].id, "more-workers", "{:?}", verdict.hints);
         assert!(
             verdict.hints[0]

@@ -4,6 +4,7 @@ pub mod guard;
 pub mod ignore_rules;
 pub mod imports;
 pub mod junit;
+pub mod profiler;
 pub mod runner;
 pub mod sampler;
 pub mod spawn;

@@ -147,6 +147,8 @@ pub struct ActiveRun {
     pub test_plan: Option<crate::diagnose::per_test::TestPlan>,
     /// For a test job: what its runner reported, once the run is over.
     pub test_results: Option<crate::diagnose::per_test::TestResults>,
+    /// Where its Python time went, once the profiler handed it over.
+    pub profile: Option<crate::profile::Profile>,
 }
 
 /// One job and its loop.

@@ -164,6 +164,11 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
             }
         }
         Event::Sample(sample) => sampled(state, sample, &mut effects),
+        Event::Profile { key, profile } => {
+            if let Some((_, run)) = state.run_mut(key) {
+                run.profile = Some(*profile);
+            }
+        }
         Event::Gpus(status) => {
             effects.extend(gpu_notice(&status).map(|n| Effect::Report(Report::Notice(n))));
             state.gpus = Some(status);
@@ -505,6 +510,7 @@ fn start_run(state: &mut State, index: usize, trigger: Trigger, during_previous:
         alongside: std::collections::BTreeMap::new(),
         test_plan: None,
         test_results: None,
+        profile: None,
     });
     effects.push(Effect::StartRun {
         key,
@@ -635,6 +641,11 @@ fn run_finished(
             .map(|(name, _)| name.clone())
             .collect(),
     );
+    if let Some(profile) = &run.profile {
+        verdict.waited_in(crate::diagnose::python::consumer_waits_in(profile));
+        let found = crate::diagnose::python::hints(profile);
+        verdict.hints = crate::diagnose::python::merge(std::mem::take(&mut verdict.hints), found);
+    }
     Some(RunFinished {
         run: run_identity(spec, &run)?,
         exit_code: status.code,
@@ -652,6 +663,7 @@ fn run_finished(
             hints: Vec::new(),
         }),
         tests: None,
+        profile: run.profile.take(),
     })
 }
 

@@ -2,6 +2,7 @@
 //! `looptop query`, and export. Connections are read-only, so nothing here can change the
 //! history, and they are short-lived, so a recording looptop is never kept waiting for long.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use duckdb::types::Value;
@@ -13,6 +14,7 @@ use super::{journal, open, schema, Access, StoreError};
 use crate::diagnose::metrics::MetricSummary;
 use crate::diagnose::per_test::{TestMemory, TestsReport};
 use crate::diagnose::regression::Flag;
+use crate::profile::{FrameShare, Profile, ThreadShare};
 use crate::report::Outcome;
 use crate::state::view::TrendPoint;
 
@@ -184,7 +186,76 @@ impl History {
                 })
             })
             .map_err(failed)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(failed)
+        let mut points = rows.collect::<Result<Vec<TrendPoint>, _>>().map_err(failed)?;
+        // A file from before profiles (or a failed read of them) shows the runs without.
+        let mut profiles = self.profiles(job).unwrap_or_default();
+        for point in &mut points {
+            if let Some(profile) = profiles.remove(&point.run_id) {
+                point.description.profile = crate::report::profile_lines(&profile);
+            }
+        }
+        Ok(points)
+    }
+
+    /// The profiles of `job`'s runs, by run id, as far as the "where the time goes" lines need
+    /// them (their first frames and threads).
+    fn profiles(&self, job: &str) -> duckdb::Result<HashMap<String, Profile>> {
+        let items = i64::try_from(crate::report::PROFILE_LINE_ITEMS).unwrap_or(i64::MAX);
+        let mut profiles: HashMap<String, Profile> = HashMap::new();
+        let mut runs = self.conn.prepare(
+            "SELECT run_id::VARCHAR, profile_samples FROM runs WHERE job = ? AND profile_samples IS NOT NULL",
+        )?;
+        for row in runs.query_map(duckdb::params![job], |row| Ok((row.get::<_, String>(0)?, row.get(1)?)))? {
+            let (run_id, samples) = row?;
+            profiles.insert(
+                run_id,
+                Profile {
+                    samples,
+                    ..Profile::default()
+                },
+            );
+        }
+        let mut frames = self.conn.prepare(
+            "SELECT run_id::VARCHAR, function, file, line, share_pct, idle, own_python FROM frames \
+             WHERE rank <= ? AND run_id IN (SELECT run_id FROM runs WHERE job = ?) ORDER BY run_id, rank",
+        )?;
+        let rows = frames.query_map(duckdb::params![items, job], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                FrameShare {
+                    function: row.get(1)?,
+                    file: row.get(2)?,
+                    line: row.get(3)?,
+                    share_pct: row.get(4)?,
+                    idle: row.get(5)?,
+                    own_python: row.get(6)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (run_id, frame) = row?;
+            profiles.entry(run_id).or_default().frames.push(frame);
+        }
+        let mut threads = self.conn.prepare(
+            "SELECT run_id::VARCHAR, name, cpu_pct, idle_pct, waits_in FROM profile_threads \
+             WHERE rank <= ? AND run_id IN (SELECT run_id FROM runs WHERE job = ?) ORDER BY run_id, rank",
+        )?;
+        let rows = threads.query_map(duckdb::params![items, job], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                ThreadShare {
+                    name: row.get(1)?,
+                    cpu_pct: row.get(2)?,
+                    idle_pct: row.get(3)?,
+                    waits_in: row.get(4)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (run_id, thread) = row?;
+            profiles.entry(run_id).or_default().threads.push(thread);
+        }
+        Ok(profiles)
     }
 
     /// Runs any SQL statement and returns its result.
@@ -251,6 +322,8 @@ impl History {
             "thread_samples",
             "metrics",
             "test_cases",
+            "frames",
+            "profile_threads",
         ] {
             let file = dir.join(format!("{table}.{extension}"));
             let quoted = file.display().to_string().replace('\'', "''");
@@ -329,6 +402,7 @@ fn described(
             .map(|p| crate::report::query_line(&p)),
         tests: tests.as_ref().map(crate::diagnose::per_test::describe),
         slowest_tests: tests.as_ref().and_then(crate::diagnose::per_test::describe_slowest),
+        profile: Vec::new(),
         hints: hints
             .into_iter()
             .chain(query_hints.iter().filter_map(|h| h.as_str().map(str::to_string)))
@@ -393,6 +467,7 @@ mod tests {
                 hints: vec![crate::diagnose::hints::Hint::new("columnar", "a columnar copy")],
             }),
             tests: None,
+            profile: Some(crate::profile::test_profile()),
         };
         assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
         drop(recorder);
@@ -402,6 +477,7 @@ mod tests {
             .expect("trend");
         let live = Description::of(&finished);
         assert!(live.regression.is_some() && live.query.is_some() && !live.hints.is_empty());
+        assert!(live.profile[0].starts_with("where the time goes (20 samples): 100 % row_features features.py:12"));
         assert_eq!(trend[0].description, live);
     }
 }

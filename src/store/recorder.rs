@@ -644,6 +644,7 @@ mod store_tests {
             metrics: Vec::new(),
             query: None,
             tests: None,
+            profile: None,
         };
         assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
         let history = History::open(&path).expect("read");

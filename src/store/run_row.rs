@@ -123,6 +123,84 @@ pub struct RunEnd {
     /// A test job's tests, one row each.
     #[serde(default)]
     pub test_cases: Vec<super::test_cases::TestCaseRow>,
+    /// Where the run's Python time went, when it was profiled.
+    #[serde(default)]
+    pub profile: Option<ProfileRows>,
+}
+
+/// A run's profile as the history keeps it: `runs.profile_samples`, and its rows of `frames`
+/// and `profile_threads`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileRows {
+    /// How many samples the shares are of.
+    pub samples: u32,
+    /// The top frames, largest share first.
+    pub frames: Vec<FrameRow>,
+    /// The threads, most active first.
+    pub threads: Vec<crate::profile::ThreadShare>,
+}
+
+/// One row of `frames`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameRow {
+    /// The frame as the report shows it.
+    #[serde(flatten)]
+    pub frame: crate::profile::FrameShare,
+    /// The project's own pure-Python code.
+    pub own_python: bool,
+}
+
+impl ProfileRows {
+    /// The rows of `profile`.
+    pub fn of(profile: &crate::profile::Profile) -> Self {
+        Self {
+            samples: profile.samples,
+            frames: profile
+                .frames
+                .iter()
+                .map(|f| FrameRow {
+                    frame: f.clone(),
+                    own_python: f.own_python,
+                })
+                .collect(),
+            threads: profile.threads.clone(),
+        }
+    }
+
+    /// Replaces the run's profile rows with these.
+    fn write(&self, conn: &Connection, run_id: &str) -> duckdb::Result<()> {
+        conn.execute("DELETE FROM frames WHERE run_id = ?::UUID", params![run_id])?;
+        conn.execute("DELETE FROM profile_threads WHERE run_id = ?::UUID", params![run_id])?;
+        conn.execute(
+            "UPDATE runs SET profile_samples = ? WHERE run_id = ?::UUID",
+            params![self.samples, run_id],
+        )?;
+        let mut frames = conn.prepare(
+            "INSERT INTO frames (run_id, rank, function, file, line, share_pct, idle, own_python) \
+             VALUES (?::UUID, ?, ?, ?, ?, ?, ?, ?)",
+        )?;
+        for (rank, row) in (1u32..).zip(&self.frames) {
+            let f = &row.frame;
+            frames.execute(params![
+                run_id,
+                rank,
+                f.function,
+                f.file,
+                f.line,
+                f.share_pct,
+                f.idle,
+                row.own_python
+            ])?;
+        }
+        let mut threads = conn.prepare(
+            "INSERT INTO profile_threads (run_id, rank, name, cpu_pct, idle_pct, waits_in) \
+             VALUES (?::UUID, ?, ?, ?, ?, ?)",
+        )?;
+        for (rank, t) in (1u32..).zip(&self.threads) {
+            threads.execute(params![run_id, rank, t.name, t.cpu_pct, t.idle_pct, t.waits_in])?;
+        }
+        Ok(())
+    }
 }
 
 fn bytes(value: Option<u64>) -> Option<i64> {
@@ -210,6 +288,7 @@ impl RunRow {
                     .as_ref()
                     .map(super::test_cases::TestCaseRow::all)
                     .unwrap_or_default(),
+                profile: finished.profile.as_ref().map(ProfileRows::of),
             }),
             ..Self::started(&started, recorder, host)
         }
@@ -229,6 +308,9 @@ impl RunRow {
             self.update_end(conn, end)?;
             if end.test_selection.is_some() {
                 super::test_cases::write(conn, &self.run_id, &end.test_cases)?;
+            }
+            if let Some(profile) = &end.profile {
+                profile.write(conn, &self.run_id)?;
             }
         }
         Ok(())

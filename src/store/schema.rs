@@ -16,8 +16,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
-    include_str!("schema_v11.sql"),
+    include_str!("schema_v7.sql"),
     include_str!("schema_v8.sql"),
+    include_str!("schema_v9.sql"),
     include_str!("schema_v10.sql"),
 ];
 

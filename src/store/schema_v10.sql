@@ -1,29 +1,32 @@
--- looptop history: per-test results of test jobs (pytest through looptop's plugin, or any
--- runner's JUnit XML), one row per test per run, and each run's test summary.
-CREATE TABLE test_cases (
-    run_id           UUID NOT NULL,
-    -- The runner's id: pytest's node id, or JUnit's classname::name.
-    nodeid           VARCHAR NOT NULL,
-    -- The test's file, relative to the project root, when known.
-    file             VARCHAR,
-    -- passed | failed | error | skipped | xfailed | xpassed
-    outcome          VARCHAR NOT NULL,
-    -- pytest: setup, call and teardown together; JUnit: `time`.
-    duration_ms      DOUBLE,
-    -- The first line of what went wrong, for a failure or error.
-    message          VARCHAR,
-    -- Its place in the run, from 0, in the order the runner reported.
-    position         INTEGER,
-    -- Set when it was flagged slower than its recent passing runs.
-    regression_ratio DOUBLE,
-    baseline_ms      DOUBLE,
-    -- Whether the run's changes reached the test's file (NULL: looptop could not tell).
-    affected         BOOLEAN,
-    -- When its result was known, in ms after the run's start (pytest; NULL for JUnit XML).
-    finished_ms      DOUBLE
+-- looptop history, schema version 10: where each run's Python time went, from the profiler's
+-- stack samples. `runs.profile_samples` is how many samples a run's shares are of (NULL: not
+-- profiled). Runs written before have no rows here.
+ALTER TABLE runs ADD COLUMN profile_samples INTEGER;
+
+-- The lines the run's threads were found at most (the innermost frame of each stack).
+CREATE TABLE frames (
+    run_id     UUID NOT NULL,
+    -- 1 for the running line with the largest share (running lines first, then idle ones)
+    rank       INTEGER NOT NULL,
+    function   VARCHAR NOT NULL,
+    -- relative to the project root inside it, else the library's own path
+    file       VARCHAR NOT NULL,
+    line       INTEGER NOT NULL,
+    -- share of the samples in which a thread was at this line, in %
+    share_pct  DOUBLE NOT NULL,
+    -- the thread was waiting there, not running
+    idle       BOOLEAN NOT NULL,
+    -- the project's own pure-Python code (the evidence of `python-loop`)
+    own_python BOOLEAN NOT NULL
 );
--- Which tests a test job's run ran: full | first | only (NULL for other jobs). `only` runs are
--- never compared with whole-suite runs for regressions.
-ALTER TABLE runs ADD COLUMN test_selection VARCHAR;
--- run_finished.tests as JSON text (without the per-test rows, which are in test_cases).
-ALTER TABLE runs ADD COLUMN tests VARCHAR;
+
+-- The run's Python threads: how much of the run each ran, and where it waited most.
+CREATE TABLE profile_threads (
+    run_id   UUID NOT NULL,
+    -- 1 for the most active
+    rank     INTEGER NOT NULL,
+    name     VARCHAR NOT NULL,
+    cpu_pct  DOUBLE NOT NULL,
+    idle_pct DOUBLE NOT NULL,
+    waits_in VARCHAR
+);

@@ -7,6 +7,9 @@ use ratatui::layout::{Constraint, Layout, Position, Rect};
 pub const WIDE: u16 = 120;
 /// Rows of the body from which the trend, resources and verdict get more room.
 const TALL: u16 = 30;
+/// Rows the verdict pane gains, on a wide and tall screen, when the run shown has a Python
+/// profile ("where the time goes" and its threads); the resources pane gives them up.
+pub const PROFILE_ROWS: u16 = 5;
 
 /// The screen's panes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,12 @@ pub enum Pane {
 impl Panes {
     /// Lays out a screen of `area`; `log` is whether looptop's log is shown.
     pub fn new(area: Rect, log: bool) -> Self {
+        Self::with_profile(area, log, false)
+    }
+
+    /// The same, with room in the verdict pane for a Python profile when `profile` (on wide
+    /// and tall screens; the trend and the output, which the mouse wheel acts on, stay put).
+    pub fn with_profile(area: Rect, log: bool, profile: bool) -> Self {
         let [header, body, status] =
             Layout::vertical([Constraint::Length(2), Constraint::Min(6), Constraint::Length(1)]).areas(area);
         let tall = body.height >= TALL;
@@ -53,7 +62,11 @@ impl Panes {
             let [trend, resources, verdict] = Layout::vertical([
                 Constraint::Percentage(45),
                 Constraint::Min(6),
-                Constraint::Length(if tall { 5 } else { 3 }),
+                Constraint::Length(match (tall, profile) {
+                    (true, true) => 5 + PROFILE_ROWS,
+                    (true, false) => 5,
+                    (false, _) => 3,
+                }),
             ])
             .areas(left);
             (trend, resources, verdict, right)
@@ -128,5 +141,17 @@ mod tests {
         let wide = Panes::new(Rect::new(0, 0, 160, 48), false);
         assert_eq!(wide.at(100, 10), Pane::Output);
         assert_eq!(wide.at(10, 4), Pane::Trend);
+    }
+
+    #[test]
+    fn a_profile_takes_rows_from_resources_and_leaves_what_the_wheel_uses() {
+        for area in [Rect::new(0, 0, 160, 48), Rect::new(0, 0, 80, 24)] {
+            let plain = Panes::new(area, false);
+            let profiled = Panes::with_profile(area, false, true);
+            assert_eq!((profiled.trend, profiled.output), (plain.trend, plain.output));
+            let grown = if plain.wide { PROFILE_ROWS } else { 0 };
+            assert_eq!(profiled.verdict.height, plain.verdict.height + grown);
+            assert_eq!(profiled.resources.height + grown, plain.resources.height);
+        }
     }
 }

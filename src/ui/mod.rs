@@ -28,7 +28,7 @@ pub use theme::Theme;
 pub fn draw(frame: &mut Frame<'_>, state: &State, theme: &Theme, now: Instant) {
     let area = frame.area();
     let log = state.view.as_ref().is_some_and(|v| v.log);
-    let panes = Panes::new(area, log);
+    let panes = Panes::with_profile(area, log, trend::profile_shown(state));
     header::draw(frame, panes.header, state, theme, now);
     trend::draw(frame, panes.trend, state, theme);
     resources::draw(frame, panes.resources, state, theme, panes.wide);

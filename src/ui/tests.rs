@@ -154,6 +154,7 @@ fn running(now: Instant) -> State {
         alongside: Default::default(),
         test_plan: None,
         test_results: None,
+        profile: None,
     });
     if let Some(view) = state.view.as_mut() {
         for i in 0..48 {
@@ -259,6 +260,39 @@ fn input_bound_verdict_with_stalls() {
         view.jobs[1].trend.push_back(last);
     }
     both_sizes("input_bound", &state, now);
+}
+
+#[test]
+fn where_the_time_goes_for_a_profiled_run() {
+    let now = Instant::now();
+    let mut state = running(now);
+    state.jobs[1].active = None;
+    if let Some(view) = state.view.as_mut() {
+        let mut last = point(40, 2400.0, Outcome::Pass);
+        let profile = crate::profile::test_profile();
+        last.description = Description {
+            verdict: Some("cpu-bound: the job's processes used 99 % of one core".into()),
+            profile: crate::report::profile_lines(&profile),
+            hints: crate::diagnose::python::hints(&profile)
+                .into_iter()
+                .map(|h| h.text)
+                .collect(),
+            ..Description::default()
+        };
+        view.jobs[1].trend.push_back(last);
+    }
+    let screen = text(&render(&state, &Theme::default_theme(true), 160, 48, now));
+    assert!(
+        screen.contains("where the time goes (20 samples): 100 % row_features features.py:12"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("100 % idle") && screen.contains("wait threading.py:320"),
+        "{screen}"
+    );
+    assert!(screen.contains("loader 0 % running, waits in get"), "{screen}");
+    assert!(screen.contains("features.py:12 in row_features()"), "{screen}");
+    insta::assert_snapshot!("where_the_time_goes_160x48", screen);
 }
 
 #[test]

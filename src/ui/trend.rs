@@ -105,6 +105,24 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
+/// The run whose description the verdict pane shows: the selected one, else (when nothing
+/// runs) the last one.
+fn described_point(state: &State) -> Option<&TrendPoint> {
+    let view = state.view.as_ref()?;
+    let job_view = view.current()?;
+    let running = state.jobs.get(view.job).is_some_and(|j| j.active.is_some());
+    match view.cursor.and_then(|c| job_view.trend.get(c)) {
+        Some(point) => Some(point),
+        None if running => None,
+        None => job_view.trend.back(),
+    }
+}
+
+/// Whether the verdict pane shows a run with a Python profile (it then needs more rows).
+pub fn profile_shown(state: &State) -> bool {
+    described_point(state).is_some_and(|p| !p.description.profile.is_empty())
+}
+
 /// Draws the verdict pane: the selected run's diagnosis, else the live state of the run going
 /// on, else the last run's diagnosis.
 pub fn draw_verdict(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {

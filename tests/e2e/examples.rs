@@ -20,9 +20,10 @@ fn the_quickstart_jobs_pass() {
     );
 }
 
-/// The ML example: tests, training with metrics, and pairs of queries over the data its
-/// `prepare` job makes: each data hint fires on the first of a pair and is gone from its fixed
-/// twin. Needs numpy and pytest (`.ci/run` installs them).
+/// The ML example: tests, training with metrics, pairs of queries over the data its `prepare`
+/// job makes (each data hint fires on the first of a pair and is gone from its fixed twin), and a
+/// feature loop whose Python profile names it (`python-loop`) beside its vectorized twin. Needs
+/// numpy and pytest (`.ci/run` installs them).
 #[test]
 fn the_ml_project_jobs_pass_and_say_what_they_see() {
     let project = Project::new();
@@ -74,6 +75,22 @@ fn the_ml_project_jobs_pass_and_say_what_they_see() {
             fixed["query"]
         );
     }
+    // The feature loop is named by its profile; its vectorized twin is not.
+    let python_loop = |run: &serde_json::Value| {
+        run["verdict"]["hints"]
+            .as_array()
+            .and_then(|h| h.iter().find(|h| h["id"] == "python-loop"))
+            .cloned()
+    };
+    let looped = finished("features-loop");
+    let hint = python_loop(&looped).unwrap_or_else(|| panic!("no python-loop: {looped:#}"));
+    assert_eq!(
+        (hint["file"].as_str(), hint["function"].as_str()),
+        (Some("features.py"), Some("features_loop")),
+        "{hint:#}"
+    );
+    let vectorized = finished("features-numpy");
+    assert!(python_loop(&vectorized).is_none(), "{vectorized:#}");
 }
 
 /// The ML example's starved loader, on a machine without a GPU: its loader thread, and its

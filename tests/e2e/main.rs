@@ -12,6 +12,7 @@ mod init;
 mod metrics_and_queries;
 mod output;
 mod per_gpu;
+mod profiling;
 mod readme;
 mod safety;
 mod sampling;

@@ -1,5 +1,6 @@
 //! Per-thread CPU on real Python programs without a GPU: a main thread waiting on a pinned
-//! loader thread or worker process is input-bound (cause cpu) with the loader named, a plain CPU
+//! loader thread or worker process is input-bound (cause cpu) with the loader named (and, from
+//! the Python profile, the queue `get` the main thread waited in), a plain CPU
 //! loop stays CPU-bound, and the threads land in the history's `thread_samples`.
 
 use serde_json::Value;
@@ -61,6 +62,15 @@ fn assert_waits_for_loader(v: &Value, kind: &str) {
         "{v:#}"
     );
     assert_eq!(v["hints"][0]["id"], "more-workers", "{v:#}");
+    // The Python profile names where the main thread waited: the queue's `get`.
+    let queue = if kind == "thread" {
+        "queue.py"
+    } else {
+        "multiprocessing/queues.py"
+    };
+    let at = v["waits_in"].as_str().unwrap_or_default();
+    assert!(at.starts_with(&format!("Queue.get ({queue}:")), "{v:#}");
+    assert!(summary.ends_with(&format!("; it waited in {at}")), "{v:#}");
 }
 
 #[test]

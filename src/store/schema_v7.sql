@@ -1,4 +1,4 @@
--- looptop history, schema version 11: GPUs one by one. `gpu_verdicts` holds the verdict's
+-- looptop history, schema version 7: GPUs one by one. `gpu_verdicts` holds the verdict's
 -- `gpus` list as JSON ({"index","busy_pct","job_sm_pct","job_present","stall_ms",...} per GPU
 -- the run held); `gpu_samples` gains what the per-GPU judgement reads. NULL is "not read".
 ALTER TABLE runs ADD COLUMN gpu_verdicts VARCHAR;

@@ -284,9 +284,13 @@ impl Verdict {
     }
 }
 
-/// "job `a`", "jobs `a` and `b`", "jobs `a`, `b` and `c`".
+/// "job `a`", "jobs `a` and `b`", "jobs `a`, `b` and `c`", "jobs `a`, `b`, `c` and 9 more".
 pub fn job_list(jobs: &[String]) -> String {
-    let quoted: Vec<String> = jobs.iter().map(|j| format!("`{j}`")).collect();
+    const NAMED: usize = 3;
+    let mut quoted: Vec<String> = jobs.iter().take(NAMED).map(|j| format!("`{j}`")).collect();
+    if jobs.len() > NAMED {
+        quoted.push(format!("{} more", jobs.len() - NAMED));
+    }
     match quoted.as_slice() {
         [one] => format!("job {one}"),
         [init @ .., last] => format!("jobs {} and {last}", init.join(", ")),
@@ -577,6 +581,12 @@ mod tests {
         assert!(named
             .summary
             .ends_with("alongside this looptop's jobs `train`, `lint` and `queries`"));
+        let mut many = verdict.clone();
+        many.ran_alongside((1..=12).map(|i| format!("q{i}")).collect());
+        assert!(many
+            .summary
+            .ends_with("alongside this looptop's jobs `q1`, `q2`, `q3` and 9 more"));
+        assert_eq!(many.alongside.len(), 12, "the evidence keeps them all");
         let mut busy = judge(&off_gpu(195.0, Some(180.0)), 2000.0);
         let before = busy.clone();
         busy.ran_alongside(vec!["train".into()]);

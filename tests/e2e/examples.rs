@@ -69,6 +69,13 @@ fn the_ml_project_jobs_pass_and_say_what_they_see() {
             "{job} gets {hint}: {:#}",
             shown["query"]
         );
+        if hint == "columnar" {
+            assert!(
+                !ids(&shown).iter().any(|id| id == "narrow-types"),
+                "the Parquet copy is the fix for {job}'s types too: {:#}",
+                shown["query"]
+            );
+        }
         assert!(
             ids(&fixed).is_empty(),
             "{twin} is the fixed twin of {job}: no hint at all: {:#}",
@@ -118,6 +125,13 @@ fn the_starved_loader_example_is_input_bound_without_a_gpu() {
         assert_eq!(verdict["producer"]["kind"], kind, "{verdict:#}");
         assert!(
             verdict["summary"].as_str().is_some_and(|s| s.contains(named)),
+            "{prefetch}: {verdict:#}"
+        );
+        // ... and points at the decoding function, from the run's Python profile.
+        assert!(
+            verdict["hints"].as_array().is_some_and(|hints| hints
+                .iter()
+                .any(|h| h["function"] == "decode_slow" && h["file"] == "loader.py")),
             "{prefetch}: {verdict:#}"
         );
     }

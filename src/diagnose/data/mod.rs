@@ -14,9 +14,20 @@ use super::plan::PlanNode;
 /// Every data hint `plan` backs, for a query that returned `result_rows` rows.
 pub fn hints(plan: &PlanNode, result_rows: u64) -> Vec<Hint> {
     let mut found = fan_out::hints(plan);
-    found.extend(columnar::hints(plan));
+    let columnar = columnar::hints(plan);
+    // A text file that `columnar` already names gets its types with the Parquet copy: its
+    // narrower types are not a second fix.
+    let copied: Vec<serde_json::Value> = columnar
+        .iter()
+        .filter_map(|h| h.evidence.get("file").cloned())
+        .collect();
+    found.extend(columnar);
     found.extend(pruning::hints(plan));
-    found.extend(narrow_types::hints(plan));
+    found.extend(
+        narrow_types::hints(plan)
+            .into_iter()
+            .filter(|h| h.evidence.get("file").is_none_or(|file| !copied.contains(file))),
+    );
     found.extend(sparse::hints(plan));
     found.extend(sample::hints(plan, result_rows));
     found

@@ -232,20 +232,16 @@ impl Description {
         }
     }
 
-    /// One line per part, in the order every front end shows them; hints start with "→ ".
+    /// One line per part, in the order every front end shows them: the verdict, its GPUs and the
+    /// regression, then the hints (starting with "→ "), then the details; hints start with "→ ".
     pub fn lines(&self) -> Vec<String> {
-        let parts = [
-            &self.verdict,
-            &self.gpus,
-            &self.regression,
-            &self.tests,
-            &self.slowest_tests,
-            &self.metrics,
-            &self.query,
-        ];
-        let mut lines: Vec<String> = parts.into_iter().flatten().cloned().collect();
-        lines.extend(self.profile.iter().cloned());
+        // The judgement and what to try first: a pane too short for everything still shows them.
+        let judged = [&self.verdict, &self.gpus, &self.regression];
+        let details = [&self.tests, &self.slowest_tests, &self.metrics, &self.query];
+        let mut lines: Vec<String> = judged.into_iter().flatten().cloned().collect();
         lines.extend(self.hints.iter().map(|h| format!("→ {h}")));
+        lines.extend(details.into_iter().flatten().cloned());
+        lines.extend(self.profile.iter().cloned());
         lines
     }
 }
@@ -488,8 +484,9 @@ mod tests {
             lines[1],
             "2.3x slower than the median of the last 10 passing runs (1.210 s)"
         );
-        assert_eq!(lines[2], "query: 100 rows in 12.0 ms");
-        assert_eq!(lines.last().map(String::as_str), Some("→ a columnar copy"));
+        // What to try comes before the details, so a short pane still shows it.
+        assert_eq!(lines[2], "→ a columnar copy");
+        assert_eq!(lines.last().map(String::as_str), Some("query: 100 rows in 12.0 ms"));
         let line = json_line(&Report::RunFinished(run)).expect("json");
         let value: serde_json::Value = serde_json::from_str(&line).expect("parses");
         assert_eq!(value["description"]["query"], "query: 100 rows in 12.0 ms");

@@ -72,11 +72,13 @@ pub fn consumer_waits_in(profile: &Profile) -> Option<String> {
 }
 
 /// The verdict's hints and the profile's together, at most `MAX_HINTS`: the verdict's come
-/// first, but give up their last places so that a profile hint is never crowded out.
+/// first, but give up their last places so that a profile hint is never crowded out; other work
+/// holding the CPUs (`busy-machine`) goes last, after the hints that name the job's own code.
 pub fn merge(mut verdict: Vec<Hint>, profile: Vec<Hint>) -> Vec<Hint> {
     verdict.truncate(MAX_HINTS.saturating_sub(profile.len()));
     verdict.extend(profile);
     verdict.truncate(MAX_HINTS);
+    verdict.sort_by_key(|h| h.id == super::hints::BUSY_MACHINE);
     verdict
 }
 
@@ -188,5 +190,12 @@ mod tests {
         assert_eq!(merged.len(), MAX_HINTS);
         assert_eq!(merged.last().map(|h| h.id.as_str()), Some("python-loop"));
         assert_eq!(merge(verdict.clone(), Vec::new()), verdict);
+        // Other work holding the CPUs comes after the hint that names the job's own code.
+        let busy = vec![Hint::new(crate::diagnose::hints::BUSY_MACHINE, "")];
+        let ids: Vec<String> = merge(busy, vec![Hint::new("python-loop", "")])
+            .into_iter()
+            .map(|h| h.id)
+            .collect();
+        assert_eq!(ids, ["python-loop", "busy-machine"]);
     }
 }

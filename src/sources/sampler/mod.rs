@@ -145,16 +145,8 @@ fn sample_forever(settings: &SamplerSettings, rx: &mpsc::Receiver<Command>, even
     let mut runs: BTreeMap<RunKey, Tracked> = BTreeMap::new();
     let mut next_tick: Option<Instant> = None;
     loop {
-        let command = match next_tick {
-            None => match rx.recv() {
-                Ok(command) => Some(command),
-                Err(_) => return,
-            },
-            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                Ok(command) => Some(command),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            },
+        let Some(command) = super::command_or_tick(rx, next_tick) else {
+            return;
         };
         match command {
             Some(Command::Track { key, pid, at }) => {

@@ -142,6 +142,19 @@ mod tests {
     use crate::sample::ProcessSample;
     use std::time::Duration;
 
+    /// A tree of one busy process, `pid`, the job's main process, before its threads are read.
+    fn busy_tree(pid: u32) -> TreeSample {
+        TreeSample {
+            top: vec![ProcessSample {
+                pid,
+                cpu_pct: 100.0,
+                ..ProcessSample::default()
+            }],
+            main_pid: Some(pid),
+            ..TreeSample::default()
+        }
+    }
+
     fn thread(tid: u32, cpu_pct: f32) -> ThreadSample {
         ThreadSample {
             tid,
@@ -183,15 +196,7 @@ mod tests {
         let mut seen = 0;
         while seen < 2 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(300));
-            tree = TreeSample {
-                top: vec![ProcessSample {
-                    pid,
-                    cpu_pct: 100.0,
-                    ..ProcessSample::default()
-                }],
-                main_pid: Some(pid),
-                ..TreeSample::default()
-            };
+            tree = busy_tree(pid);
             let queues: HashMap<u32, BTreeMap<u32, u64>> = read(proc_root, pid, 4096)
                 .and_then(|r| r.run_queue_ns)
                 .map(|q| HashMap::from([(pid, q)]))
@@ -216,15 +221,7 @@ mod tests {
         let main = main.unwrap_or_else(|| panic!("no main thread: {threads:?}"));
         assert!(main.cpu_pct < spinner.cpu_pct && main.idle_pct() > 50.0, "{threads:?}");
         // A process that is gone is skipped, not an error.
-        let mut gone = TreeSample {
-            top: vec![ProcessSample {
-                pid,
-                cpu_pct: 100.0,
-                ..ProcessSample::default()
-            }],
-            main_pid: Some(pid),
-            ..TreeSample::default()
-        };
+        let mut gone = busy_tree(pid);
         meter.fill(proc_root, &mut gone, &HashMap::new(), Instant::now(), None);
         assert!(gone.top[0].threads.is_empty());
     }

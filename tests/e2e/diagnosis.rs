@@ -161,7 +161,9 @@ fn a_job_sharing_its_core_with_other_work_is_contended_not_waiting() {
     let project = Project::new();
     // Another process busy on core 0, and the job pinned there too: it is ready to run half
     // of the time and waits for the core the other half.
-    let _hog = Hog::under(&["taskset", "-c", "0"]);
+    // The hog runs in a session of its own, as looptop's job does: with autogroup scheduling a
+    // CPU is shared between sessions first, and the test runner's busy session must not dilute it.
+    let _hog = Hog::under(&["setsid", "taskset", "-c", "0"]);
     let busy = "taskset -c 0 python3 -c \"exec('import time\\nt=time.time()\\nwhile time.time()-t<2: pass')\"";
     let events = project.run_once_json(busy);
     let v = verdict(&events);

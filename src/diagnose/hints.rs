@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::thresholds::{
-    GPU_MEMORY_ROOM_PCT, PARALLEL_CORES, PINNED_CORE_PCT, SINGLE_CORE_RUN_SHARE, SINGLE_CORE_SLACK_PCT, STARTUP_SHARE,
+    GPU_MEMORY_ROOM_PCT, PARALLEL_CORES, PINNED_CORE_PCT, PRODUCER_PINNED_PCT, SINGLE_CORE_RUN_SHARE,
+    SINGLE_CORE_SLACK_PCT, STARTUP_SHARE,
 };
 use super::verdict::{Cause, Kind, Verdict};
 use super::Point;
@@ -78,7 +79,7 @@ pub fn hints(verdict: &Verdict, points: &[Point], duration_ms: f64) -> Vec<Hint>
     let pinned_producer = verdict
         .producer
         .as_ref()
-        .filter(|p| p.demand_pct >= f64::from(PINNED_CORE_PCT));
+        .filter(|p| p.demand_pct >= PRODUCER_PINNED_PCT);
     let input_cpu = verdict.kind == Kind::InputBound && verdict.cause == Some(Cause::Cpu);
     if input_cpu && verdict.gpu_busy_pct.is_none() {
         if let Some(producer) = pinned_producer {

@@ -76,6 +76,10 @@ pub const PRODUCER_BUSY_PCT: f32 = 50.0;
 /// ... and only a consumer that used this share of one core or more meanwhile (it took what
 /// arrived: a launcher, a shell or a test harness that only waits for its threads is none).
 pub const CONSUMER_ACTIVE_PCT: f64 = 1.0;
+/// ... with cause `cpu` when the producer wanted this share of one core or more while the
+/// consumer waited. Lower than `PINNED_CORE_PCT`: a Python loader thread hands the GIL to the
+/// consumer now and then and waits for it back, idle, the longer the busier the machine.
+pub const PRODUCER_PINNED_PCT: f64 = 75.0;
 
 /// "One core does everything": the machine has at least this many cores...
 pub const PARALLEL_CORES: u32 = 2;

@@ -18,7 +18,7 @@
 //!    process) waited, neither running nor ready to run, `CONSUMER_WAIT_PCT` of the run or more
 //!    while another thread or a worker process of the job was busy (`consumer::waits`), the
 //!    consumer used `CONSUMER_ACTIVE_PCT` of a core meanwhile and the job less than
-//!    `ALL_CORES_SHARE` of the cores: cause `cpu` when that producer wanted `PINNED_CORE_PCT` of
+//!    `ALL_CORES_SHARE` of the cores: cause `cpu` when that producer wanted `PRODUCER_PINNED_PCT` of
 //!    a core (running or ready to run), `io` when the job read `IO_BOUND_READ_BYTES_PER_S` or more
 //!    meanwhile. Otherwise `contended` (the threads waited on a run queue for a CPU
 //!    `CONTENDED_RUN_QUEUE_PCT` of the run or more, while the tree itself used less than
@@ -35,7 +35,7 @@ use super::stall::episodes;
 use super::thresholds::{
     ALL_CORES_SHARE, CONSUMER_ACTIVE_PCT, CONSUMER_WAIT_PCT, CONTENDED_OTHER_WORK_PCT, CONTENDED_RUN_QUEUE_PCT,
     CPU_BOUND_PCT, GPU_BOUND_BUSY_PCT, GPU_UNUSED_MIN_MS, IO_BOUND_READ_BYTES_PER_S, MIN_SAMPLES, PINNED_CORE_PCT,
-    STALL_UTIL_PCT,
+    PRODUCER_PINNED_PCT, STALL_UTIL_PCT,
 };
 use super::Point;
 use crate::report::count;
@@ -236,13 +236,13 @@ pub fn judge(points: &[Point], duration_ms: f64) -> Verdict {
     verdict
 }
 
-/// Without a GPU: why the job's consumer waited for its input (`cpu`: its producer wanted a
-/// whole core; `io`: the job read from disk meanwhile), or `None` when it did not wait on one.
+/// Without a GPU: why the job's consumer waited for its input (`cpu`: its producer wanted most
+/// of a core; `io`: the job read from disk meanwhile), or `None` when it did not wait on one.
 fn starved_by(wait: &Wait, all_cores: bool) -> Option<Cause> {
     if wait.wait_pct < CONSUMER_WAIT_PCT || wait.consumer_cpu_pct < CONSUMER_ACTIVE_PCT || all_cores {
         return None;
     }
-    if wait.producer.as_ref()?.demand_pct >= f64::from(PINNED_CORE_PCT) {
+    if wait.producer.as_ref()?.demand_pct >= PRODUCER_PINNED_PCT {
         Some(Cause::Cpu)
     } else if wait.read_bytes_per_s >= IO_BOUND_READ_BYTES_PER_S {
         Some(Cause::Io)
@@ -653,6 +653,27 @@ mod tests {
             serde_json::json!({"kind": "thread", "name": "loader", "pid": 42, "tid": 43, "cpu_pct": 99.0})
         );
         assert_eq!(json["waits_in"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_loader_thread_sharing_the_gil_is_busy_enough_at_three_quarters_of_a_core() {
+        // On a busy machine a Python loader thread waits for the GIL back from the consumer now
+        // and then: 80 % of a core is still the consumer's bottleneck.
+        let verdict = judge(&feeding(8, 2, 5.0, "loader", 80.0, false), 2000.0);
+        assert_eq!(
+            (verdict.kind, verdict.cause),
+            (Kind::InputBound, Some(Cause::Cpu)),
+            "{verdict:?}"
+        );
+        assert!(
+            verdict.hints.iter().any(|h| h.id == "more-workers"),
+            "{:?}",
+            verdict.hints
+        );
+        // The twin: a producer at 60 % of a core is not what holds the consumer back.
+        let twin = judge(&feeding(8, 2, 5.0, "loader", 60.0, false), 2000.0);
+        assert_ne!(twin.cause, Some(Cause::Cpu), "{twin:?}");
+        assert!(twin.hints.iter().all(|h| h.id != "more-workers"), "{:?}", twin.hints);
     }
 
     #[test]

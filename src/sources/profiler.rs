@@ -133,8 +133,8 @@ enum Target {
 
 struct Run {
     leader: u32,
-    /// The run's main Python process: the leader, or the first Python process read when the
-    /// leader is not Python (`sh -c "python3 …"`). Its threads go by their names alone.
+    /// The run's main Python process: the leader, or, when the leader is not Python
+    /// (`sh -c "python3 …"`), the first of its children read. Its threads go by their names alone.
     main: Option<u32>,
     tree: ProcessTree,
     refreshed: Option<Instant>,
@@ -224,6 +224,12 @@ impl Thread {
             }
             let mut stacks = Vec::new();
             for pid in run.chosen.clone() {
+                // A process other than the leader is the main one only under a leader that is not
+                // Python (`sh -c "python3 ..."`), as its child: a loader worker forked by a
+                // Python leader that is still starting up must not take its place.
+                let may_be_main = pid == run.leader
+                    || (matches!(run.targets.get(&run.leader), Some(Target::Skipped { .. }))
+                        && parent_of(pid) == Some(run.leader));
                 let target = run.targets.entry(pid).or_insert(Target::Pending {
                     since: now,
                     retry_at: now,
@@ -234,7 +240,7 @@ impl Thread {
                 };
                 if let Some(since) = due {
                     *target = attach(pid, &self.config, since, now, &mut notices);
-                    if matches!(target, Target::Read { .. }) {
+                    if may_be_main && matches!(target, Target::Read { .. }) {
                         run.main.get_or_insert(pid);
                     }
                 }
@@ -481,6 +487,16 @@ fn is_python(pid: u32, exe: Option<&Path>) -> bool {
     }
 }
 
+/// The parent of process `pid`, from `/proc/<pid>/stat` (after the name: state, ppid).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_ascii_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// User plus system CPU time of the process, in clock ticks.
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -498,6 +514,7 @@ mod tests {
         assert!(alive(me));
         assert!(!alive(u32::MAX - 1));
         assert!(cpu_ticks(me).is_some());
+        assert_eq!(parent_of(me), Some(std::os::unix::process::parent_id()));
     }
 
     #[test]

@@ -100,7 +100,8 @@ pub struct MetricSummary {
     pub unit: Option<String>,
 }
 
-/// "metrics: loss 0.231 (mean 0.402, 20 values) · it_per_s 23.4 (...)", or None without any.
+/// "metrics: loss 0.231 (mean 0.402, 20 values) · pytest_s 0.430 s", or None without any (a
+/// metric printed once is its value alone).
 pub fn describe(metrics: &[MetricSummary]) -> Option<String> {
     if metrics.is_empty() {
         return None;
@@ -109,6 +110,9 @@ pub fn describe(metrics: &[MetricSummary]) -> Option<String> {
         .iter()
         .map(|m| {
             let unit = m.unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default();
+            if m.count == 1 {
+                return format!("{} {}{unit}", m.name, number(m.last));
+            }
             format!(
                 "{} {}{unit} (mean {}, {} values)",
                 m.name,
@@ -260,6 +264,11 @@ mod tests {
         assert_eq!(names, ["it_per_s", "loss"]);
         let summary = scanner.summary(&specs);
         assert_eq!(summary[0].count, 1);
+        // A value seen once is said once: no mean of one value.
+        assert_eq!(
+            describe(&summary).as_deref(),
+            Some("metrics: it_per_s 4 it/s · loss 0.500")
+        );
     }
 
     #[test]

@@ -140,9 +140,9 @@ pub struct ActiveRun {
     pub output: crate::diagnose::metrics::OutputScanner,
     /// A query job's profile, once `exec-query` printed it.
     pub query: Option<crate::diagnose::query::QueryProfile>,
-    /// This looptop's other jobs that were running when the run was sampled, with how many of
-    /// its samples each was running in (to name them when the CPUs were contended).
-    pub alongside: std::collections::BTreeMap<String, usize>,
+    /// This looptop's other jobs (by index) that were running when the run was sampled, with how
+    /// many of its samples each was running in (to name them when the CPUs were contended).
+    pub alongside: std::collections::BTreeMap<usize, usize>,
     /// For a test job: which tests go first, and why.
     pub test_plan: Option<crate::diagnose::per_test::TestPlan>,
     /// For a test job: what its runner reported, once the run is over.

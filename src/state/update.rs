@@ -240,7 +240,7 @@ fn sampled(state: &mut State, sample: Box<crate::sample::Sample>, effects: &mut 
     let Some((index, _)) = state.run_mut(sample.key) else {
         return;
     };
-    let others: Vec<String> = state
+    let others: Vec<usize> = state
         .jobs
         .iter()
         .enumerate()
@@ -251,7 +251,7 @@ fn sampled(state: &mut State, sample: Box<crate::sample::Sample>, effects: &mut 
                     .as_ref()
                     .is_some_and(|r| r.spawned.is_some() && r.exit.is_none())
         })
-        .map(|(_, job)| job.spec.name.clone())
+        .map(|(other, _)| other)
         .collect();
     let job = &mut state.jobs[index];
     let Some(run) = job.active.as_mut() else { return };
@@ -356,8 +356,20 @@ fn finish_run(state: &mut State, index: usize, cpu: crate::event::CpuTime, now: 
     let job = &mut state.jobs[index];
     job.last_ended_at = Some(now);
     let Some(mut run) = job.active.take() else { return };
+    let samples = run.points.len() as f64;
+    let alongside: Vec<String> = run
+        .alongside
+        .iter()
+        .filter(|(_, &seen)| seen as f64 >= ALONGSIDE_SHARE * samples)
+        .filter_map(|(&other, _)| state.jobs.get(other))
+        .map(|other| other.spec.name.clone())
+        .collect();
+    let job = &mut state.jobs[index];
     let (plan, results) = (run.test_plan.take(), run.test_results.take());
     if let Some(mut finished) = run_finished(&job.spec, run, cpu, now) {
+        if let Some(verdict) = finished.verdict.as_mut() {
+            verdict.ran_alongside(alongside);
+        }
         if let Some(query) = finished.query.as_mut() {
             let previous = job.last.as_ref().and_then(|l| l.query.as_ref()).map(|q| q.profile.rows);
             query.hints = query.profile.hints(previous);
@@ -633,14 +645,6 @@ fn run_finished(
     let status = run.exit.map(|e| e.status).unwrap_or_default();
     let duration_ms = ms(ended_at.saturating_duration_since(spawned.at));
     let mut verdict = judge(&run.points, duration_ms);
-    let samples = run.points.len();
-    verdict.ran_alongside(
-        run.alongside
-            .iter()
-            .filter(|(_, &seen)| seen as f64 >= ALONGSIDE_SHARE * samples as f64)
-            .map(|(name, _)| name.clone())
-            .collect(),
-    );
     if let Some(profile) = &run.profile {
         verdict.waited_in(crate::diagnose::python::consumer_waits_in(profile));
         let found = crate::diagnose::python::hints(profile);

@@ -417,7 +417,7 @@ mod tests {
     use super::*;
     use crate::diagnose::query::{QueryProfile, QueryReport};
     use crate::diagnose::regression::Regression;
-    use crate::report::{Description, RunFinished, RunIdentity, RunStarted, RunUsage};
+    use crate::report::{Description, RunFinished, RunIdentity, RunStarted};
     use crate::store::recorder::{Recorded, Recorder, ACK_WAIT};
 
     #[test]
@@ -442,14 +442,6 @@ mod tests {
         };
         assert_eq!(recorder.run_started(&started, ACK_WAIT), Ok(Recorded::Done));
         let finished = RunFinished {
-            run,
-            exit_code: Some(0),
-            signal: None,
-            duration_ms: 2000.0,
-            cpu_user_ms: 1.0,
-            cpu_sys_ms: 1.0,
-            outcome: Outcome::Pass,
-            usage: RunUsage::default(),
             verdict: Some(crate::diagnose::verdict::judge(
                 &crate::diagnose::on_gpu(&[95; 8]),
                 2000.0,
@@ -461,13 +453,12 @@ mod tests {
                 baseline_runs: 7,
                 noise_ms: 12.0,
             }),
-            metrics: Vec::new(),
             query: Some(QueryReport {
                 profile: QueryProfile::from_duckdb_json("{}", 100, 12.0),
                 hints: vec![crate::diagnose::hints::Hint::new("columnar", "a columnar copy")],
             }),
-            tests: None,
             profile: Some(crate::profile::test_profile()),
+            ..RunFinished::passed_for_test(run, 2000.0)
         };
         assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
         drop(recorder);

@@ -539,7 +539,7 @@ mod tests {
 mod store_tests {
     use super::*;
     use crate::config::JobKind;
-    use crate::report::{Outcome, RunIdentity};
+    use crate::report::RunIdentity;
     use crate::store::reader::History;
     use crate::store::run_row::RunRow;
     use crate::store::table::Cell;
@@ -626,25 +626,15 @@ mod store_tests {
             recorder.sample(&run_id, &sample);
         }
         let finished = RunFinished {
-            run: identity(&run_id),
-            exit_code: Some(0),
-            signal: None,
-            duration_ms: 1234.5,
             cpu_user_ms: 1000.0,
             cpu_sys_ms: 20.0,
-            outcome: Outcome::Pass,
             usage: crate::report::RunUsage {
                 samples: 5,
                 cpu_mean_pct: Some(100.0),
                 gpu_util_mean_pct: Some(18.0),
                 ..Default::default()
             },
-            verdict: None,
-            regression: None,
-            metrics: Vec::new(),
-            query: None,
-            tests: None,
-            profile: None,
+            ..RunFinished::passed_for_test(identity(&run_id), 1234.5)
         };
         assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
         let history = History::open(&path).expect("read");

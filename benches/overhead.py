@@ -331,6 +331,24 @@ def descendants_of(pid: int) -> list[int]:
     return out
 
 
+def pss_kb(pid: int) -> Optional[int]:
+    """Proportional set size of `pid` (/proc/PID/smaps_rollup): its RSS with shared pages split
+    between the processes that map them."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def looptop_processes(pid: int) -> list[int]:
+    """`pid` and every looptop process below it (its guard, a history writer): moving work
+    into a child must not hide it."""
+    return [pid] + [p for p in descendants_of(pid) if (read_stat(p) or {}).get("comm") == "looptop"]
+
+
 def host_cpu() -> tuple[int, int]:
     """(busy, total) jiffies of all cores from /proc/stat."""
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -705,6 +723,12 @@ def measure_main(args: argparse.Namespace, tools: dict, workdir: Path, results: 
             log(f"  {time.monotonic() - t_begin:.0f} s")
             next_note += 10
     end: dict = {name: snapshot(info["pid"]) for name, info in started.items()}
+    for name in looptops:
+        pids = looptop_processes(started[name]["pid"])
+        sizes = [pss_kb(p) for p in pids]
+        results["tools"][name]["looptop_processes_at_end"] = len(pids)
+        results["tools"][name]["pss_mb_all_looptop_at_end"] = (
+            sum(sizes) * 1024 / 1e6 if all(v is not None for v in sizes) else None)
     threads_end = {name: thread_ticks(started[name]["pid"]) for name in threads_begin}
     servers_end = {name: snapshot(started[name]["server_pid"]) for name in servers_begin}
     host_end = host_cpu()
@@ -848,6 +872,9 @@ def looptop_details(name: str, entry: dict) -> str:
                f"window's end {fmt(status.get('anon_kb', 0) * 1024 / 1e6)} MB anonymous + "
                f"{fmt(status.get('file_kb', 0) * 1024 / 1e6)} MB file-backed; "
                f"CPU before the window (start-up + warm-up) {entry['cpu_before_window_ms']:.0f} ms")
+    if entry.get("pss_mb_all_looptop_at_end") is not None:
+        details += (f"; PSS of all {entry['looptop_processes_at_end']} looptop processes (its guard "
+                    f"included) at the window's end {fmt(entry['pss_mb_all_looptop_at_end'])} MB")
     after = entry.get("after_window") or {}
     if "exit_code" in after:
         if name in HEADLESS:

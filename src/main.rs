@@ -16,8 +16,7 @@ fn main() -> ExitCode {
     let cli = looptop::cli::Cli::parse_checked();
     if cli.command.is_none() {
         // The TUI shows looptop's own log in a pane (`l`).
-        let _ = tui_logger::init_logger(log::LevelFilter::Info);
-        tui_logger::set_default_level(log::LevelFilter::Info);
+        let _ = looptop::tui::init_log(log::LevelFilter::Info);
     } else {
         init_stderr_log();
     }

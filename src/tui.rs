@@ -87,6 +87,8 @@ impl Frontend for Tui {
             return;
         }
         let theme = self.theme(state.view.as_ref().map_or(0, |v| v.theme));
+        // Records logged since the last frame, into the log pane's buffer (cheap when none).
+        tui_logger::move_events();
         if let Err(e) = self.terminal.draw(|frame| ui::draw(frame, state, &theme, now)) {
             log::error!("cannot draw: {e}");
         }
@@ -127,6 +129,35 @@ pub fn load_themes(wanted: &str, truecolor: bool) -> (Vec<Theme>, usize, Vec<Str
         }
     };
     (themes, start, warnings)
+}
+
+/// looptop's own log for the TUI's log pane (`l`): records at `level` and above go into
+/// tui-logger's buffer, which the frontend moves into the pane's before each frame. Unlike
+/// `tui_logger::init_logger`, this starts no thread (its mover wakes every 10 ms, idle or not).
+pub fn init_log(level: log::LevelFilter) -> Result<(), log::SetLoggerError> {
+    log::set_boxed_logger(Box::new(PaneLog { level }))?;
+    log::set_max_level(level);
+    tui_logger::set_default_level(level);
+    Ok(())
+}
+
+/// Hands log records to tui-logger's buffer.
+struct PaneLog {
+    level: log::LevelFilter,
+}
+
+impl log::Log for PaneLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= self.level
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            tui_logger::Drain::new().log(record);
+        }
+    }
+
+    fn flush(&self) {}
 }
 
 /// Starts the thread that reads the terminal and sends keys, wheel turns and resizes.

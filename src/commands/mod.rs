@@ -15,6 +15,15 @@ use crate::cli::{Cli, Command};
 use crate::config::trust::{self, TrustStore};
 use crate::config::Config;
 
+impl From<crate::app::StartError> for Failure {
+    fn from(error: crate::app::StartError) -> Self {
+        match error {
+            crate::app::StartError::Refused(message) => Self::usage(message),
+            crate::app::StartError::Runtime(message) => Self::runtime(message),
+        }
+    }
+}
+
 /// The environment variable naming the NVML library.
 pub const NVML_LIB_ENV: &str = "LOOPTOP_NVML_LIB";
 

@@ -4,26 +4,16 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use tokio::sync::mpsc;
-
 use super::Failure;
-use crate::app::{forward_signals, run_loop, Frontend, Observers, Sinks, EVENT_CHANNEL_CAPACITY};
+use crate::app::{Collector, Engine, Presentation};
 use crate::cli::{BenchArgs, RunArgs};
 use crate::config::trust::{approved_text, refusal, TrustStore};
 use crate::config::{Config, JobCommand, JobSpec};
-use crate::diagnose::thresholds::BASELINE_RUNS;
 use crate::effect::Report;
 use crate::event::Notice;
 use crate::headless::{format_duration_ms, Printer};
 use crate::report::{Outcome, RunFinished};
-use crate::sources::profiler::Profiler;
-use crate::sources::sampler::Sampler;
-use crate::sources::{runner, watcher};
-use crate::state::update::start_all;
-use crate::state::view::{View, TREND_RUNS};
-use crate::state::{Coalescing, Mode, State};
-use crate::store::reader::History;
-use crate::store::recorder::Recorder;
+use crate::state::Mode;
 use crate::text::escape_path;
 
 /// `looptop run`.
@@ -62,8 +52,11 @@ pub fn run(config: &Config, args: RunArgs) -> Result<u8, Failure> {
     for notice in needs_left_out(&jobs) {
         presentation.printer.report(&Report::Notice(Notice::info(notice)));
     }
-    let (code, _) = run_engine(config, jobs, mode, presentation, args.postpone, None)?;
-    Ok(code)
+    let engine = Engine {
+        postpone: args.postpone,
+        ..Engine::new(jobs, mode, presentation)
+    };
+    Ok(engine.start(config)?)
 }
 
 /// What to say about `needs` naming jobs that this loop does not run: they are not waited for.
@@ -88,8 +81,13 @@ pub fn bench(config: &Config, args: BenchArgs) -> Result<u8, Failure> {
     let job = choose_job(config, &args.command, args.job.as_deref(), args.trust)?;
     let total = args.runs + args.warmup;
     let mode = Mode::Repeat { left: total - 1 };
-    let (_, sinks) = run_engine(config, vec![job.clone()], mode, headless(args.json, mode), false, None)?;
-    let finished = sinks.finished.unwrap_or_default();
+    let collector = Collector::default();
+    let engine = Engine {
+        sinks: vec![Box::new(collector.clone())],
+        ..Engine::new(vec![job.clone()], mode, headless(args.json, mode))
+    };
+    engine.start(config)?;
+    let finished = collector.runs();
     if finished.len() < usize::try_from(total).unwrap_or(usize::MAX) {
         return Err(Failure::runtime(format!(
             "the benchmark stopped after {} of {total} runs",
@@ -145,16 +143,6 @@ pub struct Headless {
     pub job_color: bool,
 }
 
-/// How to show the loop: a frontend, whether jobs are asked for colors, and the TUI's view.
-pub struct Presentation {
-    /// The frontend.
-    pub frontend: Box<dyn Frontend>,
-    /// Ask jobs for colored output.
-    pub job_color: bool,
-    /// The TUI's state, if the TUI is on.
-    pub view: Option<View>,
-}
-
 impl From<Headless> for Presentation {
     fn from(headless: Headless) -> Self {
         Self {
@@ -163,122 +151,6 @@ impl From<Headless> for Presentation {
             view: None,
         }
     }
-}
-
-/// Runs the loop over `jobs`; returns its exit code and the sinks (with the finished runs when
-/// the mode repeats).
-pub fn run_engine(
-    config: &Config,
-    jobs: Vec<JobSpec>,
-    mode: Mode,
-    presentation: impl Into<Presentation>,
-    postpone: bool,
-    input: Option<fn(mpsc::Sender<crate::event::Event>)>,
-) -> Result<(u8, Sinks), Failure> {
-    let Presentation {
-        frontend,
-        job_color,
-        view,
-    } = presentation.into();
-    let root = config.root.clone();
-    let coalescing = Coalescing {
-        debounce: config.watch.debounce,
-        debounce_max: config.watch.debounce_max,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::runtime(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(async move {
-        let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
-        let mut sinks = Sinks {
-            frontend,
-            recorder: None,
-            finished: matches!(mode, Mode::Repeat { .. }).then(Vec::new),
-            history_delayed: false,
-            answers: view.is_some().then(|| tx.clone()),
-        };
-        // Before anything is written: a `.looptop` that is a link (or a file) stops looptop here.
-        let log_dir = match runner::LogDir::prepare(&root) {
-            Ok(dir) => Some(dir),
-            Err(e) if e.is_refusal() => return Err(Failure::usage(e.to_string())),
-            Err(e) => {
-                log::warn!("{e}; output is shown but not kept");
-                None
-            }
-        };
-        match Recorder::start(&config.history_path, &root) {
-            Ok((recorder, interrupted)) => {
-                if interrupted > 0 {
-                    let message = format!(
-                        "{interrupted} run(s) left unfinished by a looptop that stopped are marked interrupted"
-                    );
-                    sinks.frontend.report(&Report::Notice(Notice::info(message)));
-                }
-                sinks.recorder = Some(recorder);
-            }
-            Err(e) => sinks
-                .frontend
-                .report(&Report::Notice(Notice::warn(format!("history is off: {e}")))),
-        }
-        if let Err(e) = runner::become_subreaper() {
-            log::warn!("cannot become a child subreaper ({e}): CPU time of orphaned grandchildren is not counted");
-        }
-        forward_signals(tx.clone()).map_err(|e| Failure::runtime(format!("cannot handle signals: {e}")))?;
-        if mode == Mode::Watch {
-            watcher::spawn(root.clone(), &config.watch, tx.clone())
-                .map_err(|e| Failure::runtime(format!("cannot start the file watcher: {e}")))?;
-        }
-        let sampler = match Sampler::start(config.sampler.clone(), tx.clone()) {
-            Ok(sampler) => Some(sampler),
-            Err(e) => {
-                log::warn!("cannot start the sampler ({e}): runs are timed but not sampled");
-                None
-            }
-        };
-        let profiler = match Profiler::start(&config.profiler, root.clone(), tx.clone()) {
-            Ok(profiler) => profiler,
-            Err(e) => {
-                log::warn!("cannot start the Python profiler ({e}): runs are not profiled");
-                None
-            }
-        };
-        if let Some(input) = input {
-            input(tx.clone());
-        }
-        let runner = runner::Runner::new(tx, log_dir, job_color).guarded().with_tests(&root);
-        let history = History::open(&config.history_path).ok();
-        let mut state = State::new(jobs, coalescing, mode);
-        state.root = root.clone();
-        state.view = view;
-        for (index, job) in state.jobs.iter_mut().enumerate() {
-            let Some(history) = &history else { break };
-            let command = job.spec.command.to_string();
-            job.baseline = history
-                .recent_passing_durations(&job.spec.name, &command, BASELINE_RUNS)
-                .unwrap_or_default();
-            if job.spec.collects_pytest() || job.spec.junit.is_some() {
-                job.tests = history
-                    .test_memory(&job.spec.name, &command, BASELINE_RUNS)
-                    .unwrap_or_default();
-            }
-            if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
-                view.trend = history
-                    .recent_trend(&job.spec.name, TREND_RUNS)
-                    .unwrap_or_default()
-                    .into();
-            }
-        }
-        drop(history);
-        let first = if postpone { Vec::new() } else { start_all(&mut state) };
-        if postpone {
-            sinks.frontend.report(&Report::Notice(Notice::info(
-                "waiting for the first change (--postpone)",
-            )));
-        }
-        let observers = Observers { sampler, profiler };
-        Ok(run_loop(state, runner, observers, sinks, rx, first).await)
-    })
 }
 
 /// The TUI's jobs: the command given after `--`, else every job of the config (trusted).

@@ -1,8 +1,9 @@
 //! Plain `looptop` (or `looptop -- CMD`): the TUI over every job of the config (or the command
 //! given), watching the project until `q`.
 
-use super::run::{choose_jobs, no_color, run_engine, Presentation};
+use super::run::{choose_jobs, no_color};
 use super::Failure;
+use crate::app::{Engine, Presentation};
 use crate::cli::TuiArgs;
 use crate::config::Config;
 use crate::state::view::View;
@@ -43,17 +44,12 @@ pub fn tui(config: &Config, args: &TuiArgs) -> Result<u8, Failure> {
         job_color: !no_color(),
         view: Some(view),
     };
-    let (code, sinks) = run_engine(
-        config,
-        jobs,
-        Mode::Watch,
-        presentation,
-        args.postpone,
-        Some(spawn_input),
-    )?;
-    // The terminal is given back before anything else is printed.
-    drop(sinks);
-    Ok(code)
+    let engine = Engine {
+        postpone: args.postpone,
+        input: Some(spawn_input),
+        ..Engine::new(jobs, Mode::Watch, presentation)
+    };
+    Ok(engine.start(config)?)
 }
 
 /// The status line's word on what an unapproved config had ignored (stderr is hidden by the TUI).

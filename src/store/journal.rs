@@ -1,18 +1,20 @@
-//! The journal: finished runs that could not be written into the history yet (another process
-//! held the file: a long `looptop query`, a second looptop), appended as JSON lines to
-//! `history.journal` next to the history file. A run looptop has reported finished is thus on
-//! disk even if looptop exits or is killed before the history is free. Whoever next opens the
-//! history for writing (a looptop starting, the recorder once the file is free, `looptop history`
-//! and `query`) moves the journal's runs into it and empties the journal; a run written twice
-//! is the same row.
+//! The journal: every run's start and end, appended as JSON lines to `history.journal` next to
+//! the history file and flushed to the disk before looptop reports them. It is how a run reaches
+//! the history: the recorder moves the journal into the history file only while no run is going
+//! (see `recorder`), so nothing of DuckDB runs beside a job, and a run looptop has reported is on
+//! disk even if looptop is killed before that (or another process holds the history: a long
+//! `looptop query`, a second looptop). Whoever next opens the history for writing (the recorder,
+//! a looptop starting, `looptop history` and `query`) moves the journal's runs into it; a run
+//! written twice is the same row.
 //!
 //! Appends and the move both hold an exclusive `flock` on the journal, so two looptops never
 //! lose each other's runs; the file is opened without following links (see `data_dir`).
 
 use std::fs::File;
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use duckdb::Connection;
 use nix::fcntl::{Flock, FlockArg};
@@ -63,22 +65,31 @@ pub fn append(history: &Path, row: &RunRow) -> Result<(), StoreError> {
         })
 }
 
-/// Writes the journal's runs into the history through `conn` and empties the journal; returns
-/// how many runs it held. A line that is not a run (cut short by a crash) is skipped.
+/// Writes the journal's runs into the history through `conn` (a write connection, which DuckDB
+/// lets one process hold at a time) and removes them from the journal; returns how many runs it
+/// held. A line that is not a run (cut short by a crash) is skipped. The journal is locked only
+/// to read it and to cut what was read, never while the history is written, so an append (a run
+/// starting or ending) never waits for the history; what is appended meanwhile stays for the
+/// next time. A crash midway writes the same rows again next time: a run written twice is the
+/// same row.
 pub fn ingest(history: &Path, conn: &Connection) -> Result<usize, StoreError> {
     if !has_runs(history) {
         return Ok(0);
     }
+    // One ingestion at a time in this process too (DuckDB's lock only keeps other processes out).
+    let _alone = INGESTING.lock().unwrap_or_else(PoisonError::into_inner);
     let journal = path_for(history);
-    let mut file = open_locked(&journal)?;
-    let mut text = String::new();
     let io = |e: std::io::Error| StoreError::Unwritable {
         path: journal.clone(),
         detail: e.to_string(),
     };
-    file.rewind().map_err(io)?;
-    file.read_to_string(&mut text).map_err(io)?;
-    let rows: Vec<RunRow> = text
+    let mut read = Vec::new();
+    {
+        let mut file = open_locked(&journal)?;
+        file.rewind().map_err(io)?;
+        file.read_to_end(&mut read).map_err(io)?;
+    }
+    let rows: Vec<RunRow> = String::from_utf8_lossy(&read)
         .lines()
         .filter_map(|line| match serde_json::from_str(line) {
             Ok(row) => Some(row),
@@ -91,7 +102,15 @@ pub fn ingest(history: &Path, conn: &Connection) -> Result<usize, StoreError> {
     for row in &rows {
         row.write(conn).map_err(|e| super::classify(history, &e))?;
     }
-    // Emptied only once every run is in the history, under the same lock as the appends.
+    // Only what was read goes, once every run of it is in the history.
+    let mut file = open_locked(&journal)?;
+    let mut appended = Vec::new();
+    file.seek(SeekFrom::Start(read.len() as u64)).map_err(io)?;
+    file.read_to_end(&mut appended).map_err(io)?;
     file.set_len(0).map_err(io)?;
+    file.write_all(&appended).and_then(|()| file.sync_data()).map_err(io)?;
     Ok(rows.len())
 }
+
+/// Held while this process moves the journal into the history.
+static INGESTING: Mutex<()> = Mutex::new(());

@@ -418,13 +418,13 @@ mod tests {
     use crate::diagnose::query::{QueryProfile, QueryReport};
     use crate::diagnose::regression::Regression;
     use crate::report::{Description, RunFinished, RunIdentity, RunStarted};
-    use crate::store::recorder::{Recorded, Recorder, ACK_WAIT};
+    use crate::store::recorder::Recorder;
 
     #[test]
     fn a_recorded_run_is_described_as_it_was_when_it_finished() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("history.duckdb");
-        let (recorder, _) = Recorder::start(&path, dir.path()).expect("start");
+        let (recorder, _) = Recorder::start(&path, dir.path(), Box::new(|_| {})).expect("start");
         let run = RunIdentity {
             run_id: uuid::Uuid::now_v7().to_string(),
             job: "totals".into(),
@@ -440,7 +440,7 @@ mod tests {
             targets: None,
             selection: None,
         };
-        assert_eq!(recorder.run_started(&started, ACK_WAIT), Ok(Recorded::Done));
+        assert_eq!(recorder.run_started(&started), Ok(()));
         let finished = RunFinished {
             verdict: Some(crate::diagnose::verdict::judge(
                 &crate::diagnose::on_gpu(&[95; 8]),
@@ -460,7 +460,7 @@ mod tests {
             profile: Some(crate::profile::test_profile()),
             ..RunFinished::passed_for_test(run, 2000.0)
         };
-        assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
+        assert_eq!(recorder.run_finished(&finished), Ok(()));
         drop(recorder);
         let trend = History::open(&path)
             .expect("read")

@@ -1,41 +1,53 @@
-//! The recorder: writes runs into the history from a thread of its own, each write in a
-//! short-lived connection (see the module above for why). A run's row is written as `running`
-//! when it starts and completed when it ends, and the loop waits (briefly) for each write before
-//! it reports the run, so a run looptop has said is finished is on disk: `kill -9` loses nothing
-//! but the in-flight runs, which the next looptop marks `interrupted`.
+//! The recorder: keeps the history up to date without running beside a job.
 //!
-//! While another process holds the file (or is midway through writing it), writes wait in order
-//! and are retried; they are never dropped for that, and history is never turned off for it. A
-//! finished run whose write has to wait goes into the journal at once (see `journal`), so it is
-//! on disk whatever happens next; when looptop stops it waits a while for the file, saying so,
-//! and leaves what is still unwritten in the journal for the next looptop. Only a file that is
-//! not a history, is newer, or cannot be written at all turns history off, said once.
+//! A run's start and end are appended to the journal (a small file, flushed to the disk; see
+//! `journal`) before looptop reports them, so `kill -9` loses no run looptop has reported, and
+//! that append is all a run's start or end costs the loop: nothing waits for the history. The
+//! recording thread moves the journal into DuckDB, with the runs' samples and their git commits,
+//! once no run is going (`QUIET` after the last one ended), in one short-lived connection: no
+//! DuckDB, no `git` beside a job. Runs that never pause (back to back, or one run of hours) are
+//! written at the latest `LONGEST_HOLD` after the oldest thing waiting, so memory stays bounded;
+//! their git commits still wait for a pause. Readers (`looptop history`, `query`) move the
+//! journal in themselves, so they see every finished run at once.
 //!
-//! Samples are not acknowledged: they are kept and appended in batches of `SAMPLE_BATCH`, and
-//! always before a run's end is written, so a finished run has all its samples on disk. A crash
-//! loses at most the last batch of a run still going.
+//! While another process holds the file (or is midway through writing it), the writes wait and
+//! are retried, in order; the runs are in the journal meanwhile, and the user is told once. When
+//! looptop stops it waits a while for the file, saying so, and leaves what is still unwritten in
+//! the journal for the next looptop. Only a file that is not a history, is newer, or cannot be
+//! written at all turns history off, said once.
+//!
+//! Samples are kept in memory until the write; a crash loses those not written yet (of the runs
+//! going, and of runs that ended less than `QUIET` before), never a run.
 
-use std::collections::VecDeque;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use duckdb::{params, Connection};
 
 use super::run_row::RunRow;
 use super::samples::{append, append_metrics, load, MetricRow, SampleRow};
 use super::{journal, open, schema, Access, StoreError};
+use crate::event::Notice;
 use crate::report::{RunFinished, RunStarted};
 use crate::sample::Sample;
 
-/// The longest the loop waits for a write before it carries on without the answer.
-pub const ACK_WAIT: Duration = Duration::from_millis(1500);
-/// How long it waits while writes are already known to be delayed (the file is busy).
-pub const DELAYED_ACK_WAIT: Duration = Duration::from_millis(50);
+/// How long the history waits after the last run ended before it is written, so that a run
+/// that follows at once (a job's `needs`, `looptop bench`) does not start beside the write.
+pub const QUIET: Duration = Duration::from_millis(300);
+/// The longest anything waits for a pause in the runs before it is written anyway.
+pub const LONGEST_HOLD: Duration = Duration::from_secs(60);
 /// How long a stopping looptop waits for a busy history to take its last runs (they are in the
 /// journal already, so this is for the user's convenience, not for safety).
 pub const EXIT_WAIT: Duration = Duration::from_secs(10);
+/// Samples kept while the file is busy, at most; beyond it the oldest are dropped (and said).
+pub const MAX_PENDING_SAMPLES: usize = 50_000;
+
+/// Where the recording thread says what the user should know (the file is busy, history is
+/// off): the loop's own event channel.
+pub type Say = Box<dyn Fn(Notice) + Send>;
 
 /// Handle to the recording thread. Dropping it lets the thread finish its writes, waiting up to
 /// `EXIT_WAIT` (and saying so on stderr) while finished runs are still unwritten.
@@ -43,27 +55,23 @@ pub const EXIT_WAIT: Duration = Duration::from_secs(10);
 pub struct Recorder {
     tx: Option<mpsc::Sender<Request>>,
     path: PathBuf,
-    /// Runs reported to the thread and not yet written (or given up on).
+    /// Runs ended and not yet written into the history (they are in the journal).
     pending: Arc<AtomicUsize>,
+    /// Set by the thread when history is off: nothing more is journaled.
+    off: Arc<AtomicBool>,
     /// Closed when the thread ends.
     finished: mpsc::Receiver<()>,
 }
 
-/// Samples are appended once this many wait (30 s of one run at the default interval).
-pub const SAMPLE_BATCH: usize = 120;
-/// Samples kept while the file is busy, at most; beyond it the oldest are dropped (and said).
-pub const MAX_PENDING_SAMPLES: usize = 50_000;
-
-/// What the thread is asked to do.
+/// What the thread is told.
 enum Request {
-    /// A run's row, and where to send the outcome of its write.
-    Write {
-        row: Box<RunRow>,
-        ack: mpsc::Sender<Result<(), StoreError>>,
-    },
-    /// A sample for the next batch.
+    /// A run started (its row is in the journal).
+    Started { run_id: String },
+    /// A run ended (its row is in the journal).
+    Finished { run_id: String },
+    /// A sample for the next write.
     Sample(SampleRow),
-    /// A metric value for the next batch.
+    /// A metric value for the next write.
     Metric(MetricRow),
     /// A run's samples, read after every pending one is written, for `deliver`.
     Load { run_id: String, deliver: Deliver },
@@ -71,15 +79,6 @@ enum Request {
 
 /// Where a past run's samples go once read.
 pub type Deliver = Box<dyn FnOnce(Vec<Sample>) + Send>;
-
-/// What `Recorder::record` found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recorded {
-    /// On disk.
-    Done,
-    /// Still waiting for the file (another process holds it); it will be written.
-    Delayed,
-}
 
 /// The first pause before the history file is tried again, and the longest.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
@@ -91,12 +90,13 @@ fn is_transient(error: &StoreError) -> bool {
 }
 
 impl Recorder {
-    /// Opens the history at `path` (creating or migrating it), marks the runs left `running` by
-    /// looptops that are gone as `interrupted`, moves the journal's runs in, and starts
-    /// recording. `root` is the project, whose git commit each run records. Returns how many
-    /// runs were marked interrupted. A file held by another process for longer than
-    /// `super::BUSY_WAIT` is not an error: the thread sets it up once it is free.
-    pub fn start(path: &Path, root: &Path) -> Result<(Self, usize), StoreError> {
+    /// Opens the history at `path` (creating or migrating it), moves the journal's runs in,
+    /// marks the runs left `running` by looptops that are gone as `interrupted`, and starts
+    /// recording. `root` is the project, whose git commit each run records; `say` hears what
+    /// the user should know later on. Returns how many runs were marked interrupted. A file held
+    /// by another process for longer than `super::BUSY_WAIT` is not an error: the thread sets it
+    /// up once it is free.
+    pub fn start(path: &Path, root: &Path, say: Say) -> Result<(Self, usize), StoreError> {
         let (ready, interrupted) = match open(path, Access::Write).and_then(|conn| set_up(&conn, path)) {
             Ok(interrupted) => (true, interrupted),
             Err(e) if is_transient(&e) => {
@@ -108,14 +108,30 @@ impl Recorder {
         let (tx, rx) = mpsc::channel();
         let (done_tx, finished) = mpsc::channel();
         let pending = Arc::new(AtomicUsize::new(0));
-        let thread_path = path.to_path_buf();
-        let root = root.to_path_buf();
-        let thread_pending = Arc::clone(&pending);
+        let off = Arc::new(AtomicBool::new(false));
+        let mut thread = Writer {
+            path: path.to_path_buf(),
+            root: root.to_path_buf(),
+            say,
+            pending: Arc::clone(&pending),
+            off: Arc::clone(&off),
+            ready,
+            going: HashSet::new(),
+            last_end: None,
+            waiting_since: (!ready).then(Instant::now),
+            ended: 0,
+            commits: Vec::new(),
+            samples: Vec::new(),
+            metrics: Vec::new(),
+            loads: Vec::new(),
+            dropped_samples: 0,
+            retry: None,
+        };
         std::thread::Builder::new()
             .name("looptop-history".into())
             .spawn(move || {
                 let _done = done_tx;
-                record_forever(&thread_path, &root, &rx, &thread_pending, ready);
+                thread.record(&rx);
             })
             .map_err(|e| StoreError::Unwritable {
                 path: path.to_path_buf(),
@@ -126,6 +142,7 @@ impl Recorder {
                 tx: Some(tx),
                 path: path.to_path_buf(),
                 pending,
+                off,
                 finished,
             },
             interrupted,
@@ -137,46 +154,50 @@ impl Recorder {
         &self.path
     }
 
-    /// Records a run's start; `patience` is how long to wait for the write (see `ACK_WAIT`).
-    pub fn run_started(&self, started: &RunStarted, patience: Duration) -> Result<Recorded, StoreError> {
+    /// Records a run's start: in the journal (on disk when this returns), then in the history
+    /// once no run is going. An error means the journal cannot be written.
+    pub fn run_started(&self, started: &RunStarted) -> Result<(), StoreError> {
         let row = RunRow::started(started, recorder_id(), host_name());
-        self.send(row, patience)
+        self.journal(&row)?;
+        self.request(Request::Started { run_id: row.run_id });
+        Ok(())
     }
 
-    /// Records a run's end; `patience` is how long to wait for the write. A write that has to
-    /// wait is put in the journal before this returns.
-    pub fn run_finished(&self, finished: &RunFinished, patience: Duration) -> Result<Recorded, StoreError> {
+    /// Records a run's end, as `run_started` does its start.
+    pub fn run_finished(&self, finished: &RunFinished) -> Result<(), StoreError> {
         let row = RunRow::finished(finished, recorder_id(), host_name());
-        let recorded = self.send(row.clone(), patience)?;
-        if recorded == Recorded::Delayed {
-            if let Err(e) = journal::append(&self.path, &row) {
-                log::warn!(
-                    "history: cannot keep run {} in the journal ({e}); it is written if the history frees up before looptop stops",
-                    row.run_id
-                );
-            }
+        self.journal(&row)?;
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if !self.request(Request::Finished { run_id: row.run_id }) {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
         }
-        Ok(recorded)
+        Ok(())
     }
 
-    /// Queues a sample for the next batch; never waits.
+    fn journal(&self, row: &RunRow) -> Result<(), StoreError> {
+        if self.off.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        journal::append(&self.path, row)
+    }
+
+    /// Queues a sample for the next write; never waits.
     pub fn sample(&self, run_id: &str, sample: &Sample) {
         let row = SampleRow {
             run_id: run_id.to_string(),
             sample: Box::new(sample.clone()),
         };
-        // A stopped thread has already said why; the run's end will say it again.
         self.request(Request::Sample(row));
     }
 
-    /// Queues a metric value for the next batch; never waits.
+    /// Queues a metric value for the next write; never waits.
     pub fn metric(&self, row: MetricRow) {
         self.request(Request::Metric(row));
     }
 
     /// Reads run `run_id`'s samples on the recording thread (after the pending ones are
-    /// written) and hands them to `deliver` there; never waits. Nothing is delivered if the
-    /// history cannot be read.
+    /// written, at once: the user asked) and hands them to `deliver` there; never waits.
+    /// Nothing is delivered if the history cannot be read.
     pub fn load_samples(&self, run_id: &str, deliver: Deliver) {
         self.request(Request::Load {
             run_id: run_id.to_string(),
@@ -186,29 +207,6 @@ impl Recorder {
 
     fn request(&self, request: Request) -> bool {
         self.tx.as_ref().is_some_and(|tx| tx.send(request).is_ok())
-    }
-
-    fn send(&self, row: RunRow, patience: Duration) -> Result<Recorded, StoreError> {
-        let (ack, answer) = mpsc::channel();
-        let gone = || StoreError::Unwritable {
-            path: self.path.clone(),
-            detail: "the recording thread stopped".into(),
-        };
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        if !self.request(Request::Write {
-            row: Box::new(row),
-            ack,
-        }) {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
-            return Err(gone());
-        }
-        match answer.recv_timeout(patience) {
-            Ok(Ok(())) => Ok(Recorded::Done),
-            Ok(Err(e)) if is_transient(&e) => Ok(Recorded::Delayed),
-            Err(mpsc::RecvTimeoutError::Timeout) => Ok(Recorded::Delayed),
-            Ok(Err(e)) => Err(e),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(gone()),
-        }
     }
 }
 
@@ -238,206 +236,262 @@ impl Drop for Recorder {
     }
 }
 
-/// Brings a freshly opened history up to date: schema, runs of looptops that are gone, and the
-/// journal. Returns how many runs were marked interrupted.
+/// Brings a freshly opened history up to date: schema, the journal, and the runs of looptops
+/// that are gone (the journal's included). Returns how many runs were marked interrupted.
 fn set_up(conn: &Connection, path: &Path) -> Result<usize, StoreError> {
     schema::migrate(conn, path)?;
-    let interrupted = mark_interrupted(conn)?;
     ingest_journal(conn, path);
-    Ok(interrupted)
+    mark_interrupted(conn)
 }
 
 /// Moves the journal's runs into the history; a failure leaves them there for the next try.
 pub fn ingest_journal(conn: &Connection, path: &Path) {
-    match journal::ingest(path, conn) {
-        Ok(0) => {}
-        Ok(n) => log::info!("history: {n} run(s) moved from the journal into {}", path.display()),
-        Err(e) => log::warn!("history: the journal's runs stay in it for now: {e}"),
+    if let Err(e) = try_ingest_journal(conn, path) {
+        log::warn!("history: the journal's runs stay in it for now: {e}");
     }
 }
 
-/// The recording thread: takes requests in order, writes them in as few connections as it can,
-/// and keeps what it could not write yet (file busy) for the next try. `ready` says whether the
-/// file has been set up (see `set_up`).
-fn record_forever(path: &Path, root: &Path, rx: &mpsc::Receiver<Request>, pending: &AtomicUsize, mut ready: bool) {
-    type Ack = mpsc::Sender<Result<(), StoreError>>;
-    let mut queue: VecDeque<(Box<RunRow>, Ack)> = VecDeque::new();
-    let mut samples: Vec<SampleRow> = Vec::new();
-    let mut metrics: Vec<MetricRow> = Vec::new();
-    let mut loads: Vec<(String, Deliver)> = Vec::new();
-    let mut dropped_samples = 0usize;
-    let mut listening = true;
-    // How long to wait before the next try while the file cannot be opened (doubles each time).
-    let mut pause = RETRY_FIRST;
-    // Each answered write, whatever its outcome, is no longer pending.
-    let answer = |ack: Ack, result: Result<(), StoreError>| {
-        pending.fetch_sub(1, Ordering::SeqCst);
-        let _ = ack.send(result);
-    };
-    while listening || !queue.is_empty() || !samples.is_empty() || !metrics.is_empty() {
-        let batch_full = samples.len() >= SAMPLE_BATCH || metrics.len() >= SAMPLE_BATCH;
-        let waiting = !queue.is_empty() || !loads.is_empty() || batch_full;
-        let next = if !listening {
-            None
-        } else if waiting {
-            // Writes are waiting for a busy file: take new requests, but try again soon.
-            match rx.recv_timeout(pause) {
-                Ok(request) => Some(request),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    listening = false;
-                    None
-                }
+fn try_ingest_journal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let moved = journal::ingest(path, conn)?;
+    if moved > 0 {
+        log::debug!("history: {moved} row(s) moved from the journal into {}", path.display());
+    }
+    Ok(())
+}
+
+/// The recording thread's own state.
+struct Writer {
+    path: PathBuf,
+    root: PathBuf,
+    say: Say,
+    pending: Arc<AtomicUsize>,
+    off: Arc<AtomicBool>,
+    /// Whether the file has been set up (see `set_up`).
+    ready: bool,
+    /// Runs started and not yet ended.
+    going: HashSet<String>,
+    /// When the last run ended.
+    last_end: Option<Instant>,
+    /// Since when something waits to be written; `None` when all is written.
+    waiting_since: Option<Instant>,
+    /// Runs ended since the last write.
+    ended: usize,
+    /// Runs started whose git commit is not written yet.
+    commits: Vec<String>,
+    samples: Vec<SampleRow>,
+    metrics: Vec<MetricRow>,
+    loads: Vec<(String, Deliver)>,
+    dropped_samples: usize,
+    /// While the file is busy: when to try again, and the pause after that.
+    retry: Option<(Instant, Duration)>,
+}
+
+impl Writer {
+    /// Takes requests until the handle is dropped, writing whenever `due` says, then writes
+    /// what is left (trying until `EXIT_WAIT` has passed when the file is busy).
+    fn record(&mut self, rx: &mpsc::Receiver<Request>) {
+        let mut listening = true;
+        loop {
+            let now = Instant::now();
+            let due = self.due(listening, now);
+            if !listening && due.is_none() {
+                return;
             }
-        } else {
-            let request = rx.recv().ok();
-            listening = request.is_some();
-            request
-        };
-        for request in next.into_iter().chain(rx.try_iter()) {
-            match request {
-                Request::Write { row, ack } => queue.push_back((row, ack)),
-                Request::Sample(row) => samples.push(row),
-                Request::Metric(row) => metrics.push(row),
-                Request::Load { run_id, deliver } => loads.push((run_id, deliver)),
+            let next = match (listening, due) {
+                (false, _) => None,
+                (true, None) => rx.recv().ok(),
+                (true, Some(at)) => match rx.recv_timeout(at.saturating_duration_since(now)) {
+                    Ok(request) => Some(request),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        listening = false;
+                        None
+                    }
+                },
+            };
+            if listening && next.is_none() && due.is_none() {
+                listening = false;
+            }
+            for request in next.into_iter().chain(rx.try_iter()) {
+                self.take(request);
+            }
+            let now = Instant::now();
+            match self.due(listening, now) {
+                Some(at) if at <= now => self.write(listening),
+                Some(at) if !listening => std::thread::sleep(at.saturating_duration_since(now)),
+                _ => {}
             }
         }
-        let excess =
-            samples.len().saturating_sub(MAX_PENDING_SAMPLES) + metrics.len().saturating_sub(MAX_PENDING_SAMPLES);
+    }
+
+    fn take(&mut self, request: Request) {
+        if self.off.load(Ordering::SeqCst) {
+            if let Request::Load { deliver, .. } = request {
+                deliver(Vec::new());
+            }
+            return;
+        }
+        let now = Instant::now();
+        self.waiting_since.get_or_insert(now);
+        match request {
+            Request::Started { run_id } => {
+                self.going.insert(run_id.clone());
+                self.commits.push(run_id);
+            }
+            Request::Finished { run_id } => {
+                self.going.remove(&run_id);
+                self.ended += 1;
+                self.last_end = Some(now);
+            }
+            Request::Sample(row) => self.samples.push(row),
+            Request::Metric(row) => self.metrics.push(row),
+            Request::Load { run_id, deliver } => self.loads.push((run_id, deliver)),
+        }
+        let excess = self.samples.len().saturating_sub(MAX_PENDING_SAMPLES)
+            + self.metrics.len().saturating_sub(MAX_PENDING_SAMPLES);
         if excess > 0 {
-            samples.drain(..samples.len().saturating_sub(MAX_PENDING_SAMPLES));
-            metrics.drain(..metrics.len().saturating_sub(MAX_PENDING_SAMPLES));
-            if dropped_samples == 0 {
+            self.samples
+                .drain(..self.samples.len().saturating_sub(MAX_PENDING_SAMPLES));
+            self.metrics
+                .drain(..self.metrics.len().saturating_sub(MAX_PENDING_SAMPLES));
+            if self.dropped_samples == 0 {
                 log::warn!(
                     "history: {} is busy for long; the oldest samples are dropped",
-                    path.display()
+                    self.path.display()
                 );
             }
-            dropped_samples += excess;
+            self.dropped_samples += excess;
         }
-        // Samples and metrics alone wait for a full batch, unless looptop is stopping.
-        let batch_full = samples.len() >= SAMPLE_BATCH || metrics.len() >= SAMPLE_BATCH;
-        if queue.is_empty() && loads.is_empty() && !batch_full && listening {
-            continue;
+    }
+
+    /// When the next write should happen; `None` when nothing waits.
+    fn due(&self, listening: bool, now: Instant) -> Option<Instant> {
+        let since = self.waiting_since?;
+        if let Some((at, _)) = self.retry {
+            return Some(at);
         }
-        let opened = open(path, Access::Write).and_then(|conn| {
-            if !ready {
-                set_up(&conn, path)?;
-                ready = true;
+        if !listening || !self.loads.is_empty() {
+            return Some(now);
+        }
+        let hold = since + LONGEST_HOLD;
+        if self.going.is_empty() {
+            let quiet = self.last_end.map_or(now, |end| end + QUIET);
+            Some(quiet.min(hold))
+        } else {
+            Some(hold)
+        }
+    }
+
+    /// Writes everything that waits in one connection; the git commits only while no run is
+    /// going (or looptop stops).
+    fn write(&mut self, listening: bool) {
+        let commit = (!self.commits.is_empty() && (self.going.is_empty() || !listening)).then(|| git_state(&self.root));
+        let result = open(&self.path, Access::Write).and_then(|conn| {
+            if !self.ready {
+                set_up(&conn, &self.path)?;
+                self.ready = true;
             }
+            self.write_into(&conn, commit.as_ref())?;
             Ok(conn)
         });
-        let conn = match opened {
+        match result {
             Ok(conn) => {
-                pause = RETRY_FIRST;
-                conn
+                let loaded: Vec<(Vec<Sample>, Deliver)> = self
+                    .loads
+                    .drain(..)
+                    .map(|(run_id, deliver)| {
+                        let samples = load(&conn, &run_id).unwrap_or_else(|e| {
+                            log::warn!("history: cannot read the samples of run {run_id}: {e}");
+                            Vec::new()
+                        });
+                        (samples, deliver)
+                    })
+                    .collect();
+                // Answered once the connection is closed: a reader opened after the answer (in
+                // this process too, where the file lock does not keep it out) sees the rows.
+                drop(conn);
+                for (samples, deliver) in loaded {
+                    deliver(samples);
+                }
+                if self.retry.take().is_some() {
+                    log::info!(
+                        "history: {} is free again; the waiting runs are written",
+                        self.path.display()
+                    );
+                }
+                self.pending.fetch_sub(self.ended, Ordering::SeqCst);
+                self.ended = 0;
+                self.waiting_since = (!self.commits.is_empty()).then(Instant::now);
             }
             // Busy, or an error DuckDB has not given before on a file that was fine this
             // session (another process midway through writing it): everything waits, in order,
-            // for the next try. Finished runs are in the journal meanwhile.
-            Err(e) if is_transient(&e) || (ready && matches!(e, StoreError::Sql(_))) => {
-                if pause == RETRY_FIRST {
-                    log::info!("history: {e}; retrying");
-                }
-                for (_, ack) in &queue {
-                    let _ = ack.send(Err(StoreError::Busy {
-                        path: path.to_path_buf(),
-                        detail: e.to_string(),
-                    }));
-                }
-                if !listening {
-                    // Nothing else to wait on while looptop stops.
-                    std::thread::sleep(pause);
-                }
-                pause = (pause * 2).min(RETRY_MAX);
-                continue;
+            // for the next try. The runs are in the journal meanwhile.
+            Err(e) if is_transient(&e) || (self.ready && matches!(e, StoreError::Sql(_))) => {
+                let pause = match self.retry {
+                    None => {
+                        (self.say)(Notice::warn(format!(
+                            "{} is busy (another process has it open): runs are kept and written when it is free",
+                            self.path.display()
+                        )));
+                        log::info!("history: {e}; retrying");
+                        RETRY_FIRST
+                    }
+                    Some((_, pause)) => pause,
+                };
+                self.retry = Some((Instant::now() + pause, (pause * 2).min(RETRY_MAX)));
             }
             Err(e) => {
+                (self.say)(Notice::warn(format!("history is off: {e}")));
                 log::warn!("history is off: {e}");
-                for (_, ack) in queue.drain(..) {
-                    answer(ack, Err(e.clone()));
+                self.off.store(true, Ordering::SeqCst);
+                self.samples.clear();
+                self.metrics.clear();
+                self.commits.clear();
+                for (_, deliver) in self.loads.drain(..) {
+                    deliver(Vec::new());
                 }
-                samples.clear();
-                metrics.clear();
-                loads.clear();
-                if !listening {
-                    return;
-                }
-                continue;
+                self.pending.store(0, Ordering::SeqCst);
+                self.waiting_since = None;
+                self.retry = None;
             }
-        };
-        // Samples first: a run's end is written after all of its samples.
-        if !samples.is_empty() {
-            if let Err(e) = append(&conn, &samples) {
-                log::warn!("history: cannot write {} samples: {e}", samples.len());
-            }
-            samples.clear();
-        }
-        if !metrics.is_empty() {
-            if let Err(e) = append_metrics(&conn, &metrics) {
-                log::warn!("history: cannot write {} metric values: {e}", metrics.len());
-            }
-            metrics.clear();
-        }
-        let mut started = Vec::new();
-        let mut answers = Vec::with_capacity(queue.len());
-        while let Some((row, ack)) = queue.pop_front() {
-            match row.write(&conn).map_err(|e| super::classify(path, &e)) {
-                // Midway through a read of a file being written elsewhere: try it again later.
-                Err(e) if is_transient(&e) => {
-                    queue.push_front((row, ack));
-                    break;
-                }
-                result => {
-                    if result.is_ok() && row.end.is_none() {
-                        started.push(row.run_id.clone());
-                    }
-                    answers.push((ack, result));
-                }
-            }
-        }
-        if queue.is_empty() {
-            ingest_journal(&conn, path);
-        }
-        let loaded: Vec<(Vec<Sample>, Deliver)> = loads
-            .drain(..)
-            .map(|(run_id, deliver)| {
-                let samples = load(&conn, &run_id).unwrap_or_else(|e| {
-                    log::warn!("history: cannot read the samples of run {run_id}: {e}");
-                    Vec::new()
-                });
-                (samples, deliver)
-            })
-            .collect();
-        // Answered once the connection is closed: a reader opened after the answer (in this
-        // process too, where the file lock does not keep it out) sees the rows.
-        drop(conn);
-        for (ack, result) in answers {
-            answer(ack, result);
-        }
-        for (samples, deliver) in loaded {
-            deliver(samples);
-        }
-        // The commit is looked up after the rows are written, so the loop never waits for git.
-        if !started.is_empty() {
-            record_commit(path, root, &started);
         }
     }
-}
 
-/// Adds the project's git commit to the runs just started. It is optional: if the file is
-/// busy for longer than `super::BUSY_WAIT` the runs keep no commit.
-fn record_commit(path: &Path, root: &Path, run_ids: &[String]) {
-    let (Some(commit), dirty) = git_state(root) else { return };
-    let Ok(conn) = open(path, Access::Write) else { return };
-    for run_id in run_ids {
-        let updated = conn.execute(
-            "UPDATE runs SET git_commit = ?, git_dirty = ? WHERE run_id = ?::UUID",
-            params![commit, dirty, run_id],
-        );
-        if let Err(e) = updated {
-            log::warn!("history: cannot record the commit of run {run_id}: {e}");
+    /// Samples and metrics first (a run's end is written after all of its samples), then the
+    /// journal, then the commits of the runs it started.
+    fn write_into(
+        &mut self,
+        conn: &Connection,
+        commit: Option<&(Option<String>, Option<bool>)>,
+    ) -> Result<(), StoreError> {
+        if !self.samples.is_empty() {
+            if let Err(e) = append(conn, &self.samples) {
+                log::warn!("history: cannot write {} samples: {e}", self.samples.len());
+            }
+            self.samples.clear();
         }
+        if !self.metrics.is_empty() {
+            if let Err(e) = append_metrics(conn, &self.metrics) {
+                log::warn!("history: cannot write {} metric values: {e}", self.metrics.len());
+            }
+            self.metrics.clear();
+        }
+        try_ingest_journal(conn, &self.path)?;
+        if let Some((commit, dirty)) = commit {
+            if let Some(commit) = commit {
+                for run_id in &self.commits {
+                    let updated = conn.execute(
+                        "UPDATE runs SET git_commit = ?, git_dirty = ? WHERE run_id = ?::UUID",
+                        params![commit, dirty, run_id],
+                    );
+                    if let Err(e) = updated {
+                        log::warn!("history: cannot record the commit of run {run_id}: {e}");
+                    }
+                }
+            }
+            self.commits.clear();
+        }
+        Ok(())
     }
 }
 
@@ -560,7 +614,7 @@ mod store_tests {
     fn a_run_is_written_running_then_completed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(".looptop/history.duckdb");
-        let (recorder, interrupted) = Recorder::start(&path, dir.path()).expect("start");
+        let (recorder, interrupted) = Recorder::start(&path, dir.path(), quiet()).expect("start");
         assert_eq!(interrupted, 0);
         let run_id = uuid::Uuid::now_v7().to_string();
         let started = RunStarted {
@@ -569,7 +623,8 @@ mod store_tests {
             targets: None,
             selection: None,
         };
-        assert_eq!(recorder.run_started(&started, ACK_WAIT), Ok(Recorded::Done));
+        assert_eq!(recorder.run_started(&started), Ok(()));
+        // Readers see it at once: they move the journal in themselves.
         let history = History::open(&path).expect("read");
         let outcome = history
             .query("SELECT outcome, trigger_files, kind FROM runs")
@@ -580,7 +635,7 @@ mod store_tests {
             Cell::List(vec![Cell::Text("model.py".into()), Cell::Text("data/a.csv".into())])
         );
         drop(history);
-        // Samples wait for a batch, then go in before the run's end.
+        // Samples wait for the run's end, then go in with it.
         for i in 0..5u32 {
             let sample = Sample {
                 key: crate::event::RunKey(1),
@@ -636,7 +691,11 @@ mod store_tests {
             },
             ..RunFinished::passed_for_test(identity(&run_id), 1234.5)
         };
-        assert_eq!(recorder.run_finished(&finished, ACK_WAIT), Ok(Recorded::Done));
+        // While the run goes, nothing of it is written into the history file.
+        std::thread::sleep(QUIET * 2);
+        assert_eq!(samples_written(&path), 0, "no write beside a running job");
+        assert_eq!(recorder.run_finished(&finished), Ok(()));
+        wait_until(|| samples_written(&path) == 5);
         let history = History::open(&path).expect("read");
         let row = history
             .query("SELECT outcome, duration_ms, exit_code, samples, gpu_util_mean_pct, gpu_mem_peak_bytes FROM runs")
@@ -709,6 +768,26 @@ mod store_tests {
         assert!(rx.recv_timeout(Duration::from_secs(10)).expect("answered").is_empty());
     }
 
+    /// Nobody to tell.
+    fn quiet() -> Say {
+        Box::new(|_| {})
+    }
+
+    /// The samples in the history file itself (not the journal: a raw read-only connection).
+    fn samples_written(path: &Path) -> i64 {
+        let conn = open(path, Access::Read).expect("read");
+        conn.query_row("SELECT count(*) FROM samples", [], |row| row.get(0))
+            .expect("count")
+    }
+
+    fn wait_until(done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "not written in 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn passed(run_id: &str) -> RunFinished {
         let run = RunIdentity {
             trigger: vec!["a\nb.py".into(), "c.py".into()],
@@ -735,7 +814,7 @@ mod store_tests {
         )
         .expect("a torn last line");
         assert!(journal::has_runs(&path));
-        let (recorder, _) = Recorder::start(&path, dir.path()).expect("start");
+        let (recorder, _) = Recorder::start(&path, dir.path(), quiet()).expect("start");
         drop(recorder);
         assert!(!journal::has_runs(&path), "the journal is emptied");
         let history = History::open(&path).expect("read");
@@ -775,7 +854,7 @@ mod store_tests {
             .expect("insert");
         }
         drop(conn);
-        let (_recorder, interrupted) = Recorder::start(&path, dir.path()).expect("start");
+        let (_recorder, interrupted) = Recorder::start(&path, dir.path(), quiet()).expect("start");
         assert_eq!(interrupted, 1, "only the dead looptop's run");
         let history = History::open(&path).expect("read");
         let outcomes = history
@@ -795,7 +874,7 @@ mod store_tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("history.duckdb");
         std::fs::write(&path, "precious notes, not a database\n").expect("write");
-        let error = Recorder::start(&path, dir.path()).expect_err("refused");
+        let error = Recorder::start(&path, dir.path(), quiet()).expect_err("refused");
         assert!(matches!(error, StoreError::NotHistory { .. }), "{error:?}");
         assert!(error.to_string().contains(&path.display().to_string()));
         assert_eq!(

@@ -171,6 +171,35 @@ fn kill_9_twenty_times_loses_no_finished_run() {
 }
 
 #[test]
+fn a_looptop_killed_between_a_run_and_its_history_write_loses_nothing() {
+    let project = Project::new();
+    let mut session = project.spawn(&["--", "sleep 0.3"]);
+    let finished = session.next("run_finished");
+    // Killed at once: the history is written only once the runs pause (300 ms after the last),
+    // so this run is in the journal alone.
+    signal(session.pid(), nix::sys::signal::Signal::SIGKILL);
+    drop(session);
+    let run_id = finished["run_id"].as_str().expect("run id").to_string();
+    let journal = std::fs::read_to_string(project.path().join(".looptop/history.journal")).expect("journal");
+    assert!(journal.contains(&run_id), "the run waits in the journal: {journal}");
+    let in_file = {
+        let config = duckdb::Config::default()
+            .access_mode(duckdb::AccessMode::ReadOnly)
+            .expect("config");
+        let conn =
+            duckdb::Connection::open_with_flags(project.path().join(".looptop/history.duckdb"), config).expect("open");
+        conn.query_row("SELECT count(*) FROM runs", [], |row| row.get::<_, i64>(0))
+            .expect("count")
+    };
+    assert_eq!(in_file, 0, "nothing was written into the history beside the run");
+    // Whoever opens the history next finds it.
+    assert_eq!(
+        count_runs(&project, &format!("WHERE outcome = 'pass' AND run_id = '{run_id}'")),
+        1
+    );
+}
+
+#[test]
 fn export_writes_one_file_per_table() {
     let project = Project::new();
     assert!(project.run(&["run", "--once", "--", "true"]).status.success());

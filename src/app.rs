@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 use std::path::Path;
 
 use crate::config::{Config, JobSpec};
-use crate::diagnose::thresholds::BASELINE_RUNS;
 use crate::effect::{Effect, Report};
 use crate::event::{Event, Notice};
 use crate::headless::Printer;
@@ -25,9 +24,9 @@ use crate::state::update::start_all;
 use crate::state::view::{View, TREND_RUNS};
 use crate::state::{next_wakeup, update, State};
 use crate::state::{Coalescing, Mode};
-use crate::store::reader::History;
 use crate::store::recorder::Recorder;
 use crate::store::samples::MetricRow;
+use crate::store::worker::{JobRef, Order, Worker};
 use crate::store::StoreError;
 
 /// Capacity of the event channel. Sources block when it is full (output chunks included), which
@@ -204,7 +203,8 @@ impl Engine {
                 // The loop may be gone (looptop stopping): then there is no one to tell.
                 let _ = say_tx.blocking_send(Event::Notice(notice));
             });
-            match Recorder::start(&config.history_path, &root, say) {
+            let worker = Worker::this_binary();
+            match Recorder::start(&config.history_path, &root, worker.clone(), say) {
                 Ok((recorder, interrupted)) => {
                     if interrupted > 0 {
                         let message = format!(
@@ -247,7 +247,7 @@ impl Engine {
             let mut state = State::new(jobs, coalescing, mode);
             state.root = root.clone();
             state.view = view;
-            remember(&mut state, &config.history_path);
+            remember(&mut state, &config.history_path, &worker);
             let first = if postpone { Vec::new() } else { start_all(&mut state) };
             if postpone {
                 sinks.frontend.report(&Report::Notice(Notice::info(
@@ -263,26 +263,31 @@ impl Engine {
 }
 
 /// What the history remembers of each job from earlier sessions: its baseline durations, its
-/// tests, and the TUI's trend.
-fn remember(state: &mut State, history_path: &Path) {
-    let Ok(history) = History::open(history_path) else {
+/// tests, and the TUI's trend (read by `worker`, as everything of the history is).
+fn remember(state: &mut State, history_path: &Path, worker: &Worker) {
+    let trend = if state.view.is_some() { TREND_RUNS } else { 0 };
+    let jobs = state
+        .jobs
+        .iter()
+        .map(|job| JobRef {
+            name: job.spec.name.clone(),
+            command: job.spec.command.to_string(),
+            tests: job.spec.collects_pytest() || job.spec.junit.is_some(),
+            trend,
+        })
+        .collect();
+    let order = Order {
+        remember: jobs,
+        ..Order::default()
+    };
+    let Ok(done) = worker.perform(history_path, &order) else {
         return;
     };
-    for (index, job) in state.jobs.iter_mut().enumerate() {
-        let command = job.spec.command.to_string();
-        job.baseline = history
-            .recent_passing_durations(&job.spec.name, &command, BASELINE_RUNS)
-            .unwrap_or_default();
-        if job.spec.collects_pytest() || job.spec.junit.is_some() {
-            job.tests = history
-                .test_memory(&job.spec.name, &command, BASELINE_RUNS)
-                .unwrap_or_default();
-        }
+    for (index, (job, memory)) in state.jobs.iter_mut().zip(done.remembered).enumerate() {
+        job.baseline = memory.baseline;
+        job.tests = memory.tests;
         if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
-            view.trend = history
-                .recent_trend(&job.spec.name, TREND_RUNS)
-                .unwrap_or_default()
-                .into();
+            view.trend = memory.trend.into();
         }
     }
 }

@@ -13,6 +13,12 @@ fn main() -> ExitCode {
     {
         return ExitCode::from(looptop::sources::guard::run());
     }
+    // A history worker (see store::worker): the history file is the next argument.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|arg| arg == looptop::store::worker::WORKER_ARG) {
+        let path = std::path::PathBuf::from(args.next().unwrap_or_default());
+        return ExitCode::from(looptop::store::worker::serve(&path));
+    }
     let cli = looptop::cli::Cli::parse_checked();
     if cli.command.is_none() {
         // The TUI shows looptop's own log in a pane (`l`).

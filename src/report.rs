@@ -10,7 +10,7 @@ use crate::effect::Report;
 use crate::event::Notice;
 
 /// How a run ended, in one word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// Exit code 0.
@@ -184,7 +184,7 @@ fn rfc3339<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::
 }
 
 /// How every front end (the terminal, JSON, the TUI) words a finished run: made once, here.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Description {
     /// The verdict with its evidence, in one line; `None` when the run was too short to judge.
     pub verdict: Option<String>,

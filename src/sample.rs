@@ -5,10 +5,12 @@
 //! A reading looptop could not take is `None`, never 0: "unavailable" and "idle" are different
 //! answers.
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::RunKey;
 
 /// One reading for one run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// Which run.
     pub key: RunKey,
@@ -23,7 +25,7 @@ pub struct Sample {
 }
 
 /// The machine as a whole.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct HostSample {
     /// Busy share of all cores together, 0-100.
     pub cpu_pct: f32,
@@ -40,7 +42,7 @@ pub struct HostSample {
 }
 
 /// A run's process tree: its process group and every descendant, loader workers included.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TreeSample {
     /// Processes in the tree.
     pub processes: u32,
@@ -84,7 +86,7 @@ impl TreeSample {
 }
 
 /// One process of a run's tree.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ProcessSample {
     /// Its pid.
     pub pid: u32,
@@ -103,7 +105,7 @@ pub struct ProcessSample {
 pub const TOP_THREADS: usize = 4;
 
 /// One thread of a process.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ThreadSample {
     /// Its thread id (the process's pid for its main thread).
     pub tid: u32,
@@ -130,7 +132,7 @@ impl ThreadSample {
 }
 
 /// One GPU, and the run's share of it.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct GpuSample {
     /// NVML's index of the device.
     pub index: u32,

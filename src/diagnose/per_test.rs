@@ -12,7 +12,7 @@ use super::thresholds::{BASELINE_RUNS, SLOWEST_TESTS, TEST_MIN_SLOWER_MS};
 use crate::config::Affected;
 
 /// How one test ended, in pytest's words (JUnit's map onto them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TestOutcome {
     /// It passed.
@@ -202,7 +202,7 @@ pub struct TestsReport {
 
 /// What the job's earlier runs left for judging the next: each test's recent passing times
 /// (its baseline, oldest first) and its last outcome.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct TestMemory {
     /// Recent passing times per node id, oldest first, at most `BASELINE_RUNS`.
     pub baselines: HashMap<String, Vec<f64>>,

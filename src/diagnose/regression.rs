@@ -13,7 +13,7 @@ use super::thresholds::{MIN_BASELINE_RUNS, MIN_CHANGE_SHARE, NOISE_MADS};
 use super::verdict::median;
 
 /// Which way the loop changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Flag {
     /// Beyond the noise, slower.

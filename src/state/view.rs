@@ -23,7 +23,7 @@ pub const LIVE_SAMPLES: usize = 480;
 pub const THEME_NAMES: &[&str] = &["dark", "light", "high-contrast", "gruvbox", "nord"];
 
 /// One past run, as the trend shows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrendPoint {
     /// Its id.
     pub run_id: String,

@@ -16,6 +16,7 @@ pub mod samples;
 pub mod schema;
 pub mod table;
 pub mod test_cases;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use duckdb::{AccessMode, Config, Connection};
 pub const BUSY_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the history could not be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum StoreError {
     /// The file is something else.
     #[error("{} is not a looptop history file ({detail}); move it away, or set [history] path in looptop.toml to another file", path.display())]

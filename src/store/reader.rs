@@ -424,7 +424,13 @@ mod tests {
     fn a_recorded_run_is_described_as_it_was_when_it_finished() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("history.duckdb");
-        let (recorder, _) = Recorder::start(&path, dir.path(), Box::new(|_| {})).expect("start");
+        let (recorder, _) = Recorder::start(
+            &path,
+            dir.path(),
+            crate::store::worker::Worker::InProcess,
+            Box::new(|_| {}),
+        )
+        .expect("start");
         let run = RunIdentity {
             run_id: uuid::Uuid::now_v7().to_string(),
             job: "totals".into(),

@@ -28,8 +28,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use duckdb::{params, Connection};
 
 use super::run_row::RunRow;
-use super::samples::{append, append_metrics, load, MetricRow, SampleRow};
-use super::{journal, open, schema, Access, StoreError};
+use super::samples::{MetricRow, SampleRow};
+use super::worker::{LogLevel, Order, Worker};
+use super::{journal, schema, StoreError};
 use crate::event::Notice;
 use crate::report::{RunFinished, RunStarted};
 use crate::sample::Sample;
@@ -92,13 +93,17 @@ fn is_transient(error: &StoreError) -> bool {
 impl Recorder {
     /// Opens the history at `path` (creating or migrating it), moves the journal's runs in,
     /// marks the runs left `running` by looptops that are gone as `interrupted`, and starts
-    /// recording. `root` is the project, whose git commit each run records; `say` hears what
-    /// the user should know later on. Returns how many runs were marked interrupted. A file held
+    /// recording. `root` is the project, whose git commit each run records; `worker` does the
+    /// writing (see `worker`); `say` hears what the user should know later on. Returns how many runs were marked interrupted. A file held
     /// by another process for longer than `super::BUSY_WAIT` is not an error: the thread sets it
     /// up once it is free.
-    pub fn start(path: &Path, root: &Path, say: Say) -> Result<(Self, usize), StoreError> {
-        let (ready, interrupted) = match open(path, Access::Write).and_then(|conn| set_up(&conn, path)) {
-            Ok(interrupted) => (true, interrupted),
+    pub fn start(path: &Path, root: &Path, worker: Worker, say: Say) -> Result<(Self, usize), StoreError> {
+        let set_up = Order {
+            set_up: true,
+            ..Order::default()
+        };
+        let (ready, interrupted) = match worker.perform(path, &set_up) {
+            Ok(done) => (true, done.interrupted),
             Err(e) if is_transient(&e) => {
                 log::warn!("history: {e}; runs are recorded once it is free");
                 (false, 0)
@@ -110,6 +115,7 @@ impl Recorder {
         let pending = Arc::new(AtomicUsize::new(0));
         let off = Arc::new(AtomicBool::new(false));
         let mut thread = Writer {
+            worker,
             path: path.to_path_buf(),
             root: root.to_path_buf(),
             say,
@@ -238,29 +244,53 @@ impl Drop for Recorder {
 
 /// Brings a freshly opened history up to date: schema, the journal, and the runs of looptops
 /// that are gone (the journal's included). Returns how many runs were marked interrupted.
-fn set_up(conn: &Connection, path: &Path) -> Result<usize, StoreError> {
+pub(super) fn set_up(
+    conn: &Connection,
+    path: &Path,
+    say: &mut dyn FnMut(LogLevel, String),
+) -> Result<usize, StoreError> {
     schema::migrate(conn, path)?;
-    ingest_journal(conn, path);
+    if let Err(e) = move_journal(conn, path) {
+        say(
+            LogLevel::Warn,
+            format!("history: the journal's runs stay in it for now: {e}"),
+        );
+    }
     mark_interrupted(conn)
 }
 
 /// Moves the journal's runs into the history; a failure leaves them there for the next try.
 pub fn ingest_journal(conn: &Connection, path: &Path) {
-    if let Err(e) = try_ingest_journal(conn, path) {
+    if let Err(e) = move_journal(conn, path) {
         log::warn!("history: the journal's runs stay in it for now: {e}");
     }
 }
 
-fn try_ingest_journal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
-    let moved = journal::ingest(path, conn)?;
-    if moved > 0 {
-        log::debug!("history: {moved} row(s) moved from the journal into {}", path.display());
+/// Moves the journal's runs into the history.
+pub(super) fn move_journal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    journal::ingest(path, conn).map(|_| ())
+}
+
+/// Adds the project's git commit (looked up now) to the runs `run_ids`.
+pub(super) fn record_commit(conn: &Connection, root: &Path, run_ids: &[String], say: &mut dyn FnMut(LogLevel, String)) {
+    let (Some(commit), dirty) = git_state(root) else { return };
+    for run_id in run_ids {
+        let updated = conn.execute(
+            "UPDATE runs SET git_commit = ?, git_dirty = ? WHERE run_id = ?::UUID",
+            params![commit, dirty, run_id],
+        );
+        if let Err(e) = updated {
+            say(
+                LogLevel::Warn,
+                format!("history: cannot record the commit of run {run_id}: {e}"),
+            );
+        }
     }
-    Ok(())
 }
 
 /// The recording thread's own state.
 struct Writer {
+    worker: Worker,
     path: PathBuf,
     root: PathBuf,
     say: Say,
@@ -382,70 +412,58 @@ impl Writer {
         }
     }
 
-    /// Writes everything that waits in one connection; the git commits only while no run is
-    /// going (or looptop stops).
+    /// Writes everything that waits, in one short-lived connection of the worker; the git
+    /// commits only while no run is going (or looptop stops).
     fn write(&mut self, listening: bool) {
-        let commit = (!self.commits.is_empty() && (self.going.is_empty() || !listening)).then(|| git_state(&self.root));
-        let result = open(&self.path, Access::Write).and_then(|conn| {
-            if !self.ready {
-                set_up(&conn, &self.path)?;
+        let commits = (!self.commits.is_empty() && (self.going.is_empty() || !listening))
+            .then(|| (self.root.clone(), self.commits.clone()));
+        let order = Order {
+            set_up: !self.ready,
+            samples: std::mem::take(&mut self.samples),
+            metrics: std::mem::take(&mut self.metrics),
+            journal: true,
+            commits,
+            loads: self.loads.iter().map(|(run_id, _)| run_id.clone()).collect(),
+            remember: Vec::new(),
+        };
+        match self.worker.perform(&self.path, &order) {
+            Ok(done) => {
                 self.ready = true;
-            }
-            self.write_into(&conn, commit.as_ref())?;
-            Ok(conn)
-        });
-        match result {
-            Ok(conn) => {
-                let loaded: Vec<(Vec<Sample>, Deliver)> = self
-                    .loads
-                    .drain(..)
-                    .map(|(run_id, deliver)| {
-                        let samples = load(&conn, &run_id).unwrap_or_else(|e| {
-                            log::warn!("history: cannot read the samples of run {run_id}: {e}");
-                            Vec::new()
-                        });
-                        (samples, deliver)
-                    })
-                    .collect();
-                // Answered once the connection is closed: a reader opened after the answer (in
-                // this process too, where the file lock does not keep it out) sees the rows.
-                drop(conn);
-                for (samples, deliver) in loaded {
-                    deliver(samples);
+                if order.commits.is_some() {
+                    self.commits.clear();
                 }
-                if self.retry.take().is_some() {
-                    log::info!(
-                        "history: {} is free again; the waiting runs are written",
-                        self.path.display()
-                    );
+                let mut loaded = done.loaded.into_iter();
+                for (_, deliver) in self.loads.drain(..) {
+                    deliver(loaded.next().unwrap_or_default());
                 }
-                self.pending.fetch_sub(self.ended, Ordering::SeqCst);
-                self.ended = 0;
-                self.waiting_since = (!self.commits.is_empty()).then(Instant::now);
+                match done.journal_left {
+                    // Midway through a read of a file being written elsewhere: again soon.
+                    Some(e) => self.wait_for_file(&e),
+                    None => {
+                        if self.retry.take().is_some() {
+                            log::info!(
+                                "history: {} is free again; the waiting runs are written",
+                                self.path.display()
+                            );
+                        }
+                        self.pending.fetch_sub(self.ended, Ordering::SeqCst);
+                        self.ended = 0;
+                        self.waiting_since = (!self.commits.is_empty()).then(Instant::now);
+                    }
+                }
             }
             // Busy, or an error DuckDB has not given before on a file that was fine this
             // session (another process midway through writing it): everything waits, in order,
             // for the next try. The runs are in the journal meanwhile.
             Err(e) if is_transient(&e) || (self.ready && matches!(e, StoreError::Sql(_))) => {
-                let pause = match self.retry {
-                    None => {
-                        (self.say)(Notice::warn(format!(
-                            "{} is busy (another process has it open): runs are kept and written when it is free",
-                            self.path.display()
-                        )));
-                        log::info!("history: {e}; retrying");
-                        RETRY_FIRST
-                    }
-                    Some((_, pause)) => pause,
-                };
-                self.retry = Some((Instant::now() + pause, (pause * 2).min(RETRY_MAX)));
+                self.samples = order.samples;
+                self.metrics = order.metrics;
+                self.wait_for_file(&e);
             }
             Err(e) => {
                 (self.say)(Notice::warn(format!("history is off: {e}")));
                 log::warn!("history is off: {e}");
                 self.off.store(true, Ordering::SeqCst);
-                self.samples.clear();
-                self.metrics.clear();
                 self.commits.clear();
                 for (_, deliver) in self.loads.drain(..) {
                     deliver(Vec::new());
@@ -457,41 +475,20 @@ impl Writer {
         }
     }
 
-    /// Samples and metrics first (a run's end is written after all of its samples), then the
-    /// journal, then the commits of the runs it started.
-    fn write_into(
-        &mut self,
-        conn: &Connection,
-        commit: Option<&(Option<String>, Option<bool>)>,
-    ) -> Result<(), StoreError> {
-        if !self.samples.is_empty() {
-            if let Err(e) = append(conn, &self.samples) {
-                log::warn!("history: cannot write {} samples: {e}", self.samples.len());
+    /// Tries again later, said once per episode.
+    fn wait_for_file(&mut self, error: &StoreError) {
+        let pause = match self.retry {
+            None => {
+                (self.say)(Notice::warn(format!(
+                    "{} is busy (another process has it open): runs are kept and written when it is free",
+                    self.path.display()
+                )));
+                log::info!("history: {error}; retrying");
+                RETRY_FIRST
             }
-            self.samples.clear();
-        }
-        if !self.metrics.is_empty() {
-            if let Err(e) = append_metrics(conn, &self.metrics) {
-                log::warn!("history: cannot write {} metric values: {e}", self.metrics.len());
-            }
-            self.metrics.clear();
-        }
-        try_ingest_journal(conn, &self.path)?;
-        if let Some((commit, dirty)) = commit {
-            if let Some(commit) = commit {
-                for run_id in &self.commits {
-                    let updated = conn.execute(
-                        "UPDATE runs SET git_commit = ?, git_dirty = ? WHERE run_id = ?::UUID",
-                        params![commit, dirty, run_id],
-                    );
-                    if let Err(e) = updated {
-                        log::warn!("history: cannot record the commit of run {run_id}: {e}");
-                    }
-                }
-            }
-            self.commits.clear();
-        }
-        Ok(())
+            Some((_, pause)) => pause,
+        };
+        self.retry = Some((Instant::now() + pause, (pause * 2).min(RETRY_MAX)));
     }
 }
 
@@ -597,6 +594,7 @@ mod store_tests {
     use crate::store::reader::History;
     use crate::store::run_row::RunRow;
     use crate::store::table::Cell;
+    use crate::store::{open, Access};
 
     fn identity(run_id: &str) -> RunIdentity {
         RunIdentity {
@@ -614,7 +612,7 @@ mod store_tests {
     fn a_run_is_written_running_then_completed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(".looptop/history.duckdb");
-        let (recorder, interrupted) = Recorder::start(&path, dir.path(), quiet()).expect("start");
+        let (recorder, interrupted) = Recorder::start(&path, dir.path(), Worker::InProcess, quiet()).expect("start");
         assert_eq!(interrupted, 0);
         let run_id = uuid::Uuid::now_v7().to_string();
         let started = RunStarted {
@@ -814,7 +812,7 @@ mod store_tests {
         )
         .expect("a torn last line");
         assert!(journal::has_runs(&path));
-        let (recorder, _) = Recorder::start(&path, dir.path(), quiet()).expect("start");
+        let (recorder, _) = Recorder::start(&path, dir.path(), Worker::InProcess, quiet()).expect("start");
         drop(recorder);
         assert!(!journal::has_runs(&path), "the journal is emptied");
         let history = History::open(&path).expect("read");
@@ -854,7 +852,7 @@ mod store_tests {
             .expect("insert");
         }
         drop(conn);
-        let (_recorder, interrupted) = Recorder::start(&path, dir.path(), quiet()).expect("start");
+        let (_recorder, interrupted) = Recorder::start(&path, dir.path(), Worker::InProcess, quiet()).expect("start");
         assert_eq!(interrupted, 1, "only the dead looptop's run");
         let history = History::open(&path).expect("read");
         let outcomes = history
@@ -874,7 +872,7 @@ mod store_tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("history.duckdb");
         std::fs::write(&path, "precious notes, not a database\n").expect("write");
-        let error = Recorder::start(&path, dir.path(), quiet()).expect_err("refused");
+        let error = Recorder::start(&path, dir.path(), Worker::InProcess, quiet()).expect_err("refused");
         assert!(matches!(error, StoreError::NotHistory { .. }), "{error:?}");
         assert!(error.to_string().contains(&path.display().to_string()));
         assert_eq!(

@@ -8,7 +8,7 @@ use crate::event::RunKey;
 use crate::sample::{GpuSample, HostSample, ProcessSample, Sample, ThreadSample, TreeSample};
 
 /// One sample of one run, as the recorder keeps it until the next batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SampleRow {
     /// The run's id.
     pub run_id: String,
@@ -238,7 +238,7 @@ fn unsigned(value: Option<i64>) -> u64 {
 }
 
 /// One value of a metric, as the recorder keeps it until the next batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MetricRow {
     /// The run's id.
     pub run_id: String,

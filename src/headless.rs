@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::diagnose::query::ProtocolFilter;
 use crate::effect::Report;
 use crate::event::{Level, Stream};
-pub use crate::report::{format_bytes, format_duration_ms};
+pub use crate::format::{format_bytes, format_duration_ms};
 use crate::report::{json_line, Description, Outcome, RunFinished, RunStarted, RunUsage};
 use crate::state::update::describe_trigger;
 use crate::state::Trigger;
@@ -273,13 +273,6 @@ mod tests {
         assert!(!looks_binary("ünïcödé ✔\n".as_bytes()));
         assert!(looks_binary(b"PK\x03\x04\x00\x00"));
         assert!(looks_binary(&[1, 2, 3, 4, 5, b'a', b'b']));
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(format_duration_ms(850.25), "850.2 ms");
-        assert_eq!(format_duration_ms(1234.5), "1.234 s");
-        assert_eq!(format_duration_ms(123_400.0), "2 min 3.4 s");
     }
 
     #[test]

@@ -8,6 +8,8 @@ use serde::{Serialize, Serializer};
 
 use crate::effect::Report;
 use crate::event::Notice;
+/// The formatting helpers under their older path: they live in the leaf module `format`.
+pub use crate::format::{count, format_bytes, format_duration_ms, sparkline};
 
 /// How a run ended, in one word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,12 +35,6 @@ impl Outcome {
             Outcome::Timeout => "timeout",
         }
     }
-}
-
-/// "1 process", "5 processes": a count with its noun in the right number.
-pub fn count<N: std::fmt::Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) -> String {
-    let noun = if n == N::from(1) { one } else { many };
-    format!("{n} {noun}")
 }
 
 /// What identifies a run in every report about it.
@@ -315,52 +311,6 @@ pub fn query_line(profile: &crate::diagnose::query::QueryProfile) -> String {
         profile.rows,
         format_duration_ms(profile.elapsed_ms)
     )
-}
-
-/// Bytes in the largest unit that keeps the number at least 1 ("1.2 GB", "640 B").
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = "B";
-    for next in UNITS {
-        if value < 1000.0 {
-            break;
-        }
-        value /= 1000.0;
-        unit = next;
-    }
-    if unit == "B" {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {unit}")
-    }
-}
-
-/// "▁▃▂▇█": each value's height between the values' min and max (all alike: the lowest bar).
-pub fn sparkline(values: &[f64]) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let (min, max) = values
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-    values
-        .iter()
-        .map(|v| {
-            let share = if max > min { (v - min) / (max - min) } else { 0.0 };
-            BARS[((share * 7.0).round() as usize).min(7)]
-        })
-        .collect()
-}
-
-/// "850.2 ms", "1.234 s", "2 min 3.4 s".
-pub fn format_duration_ms(ms: f64) -> String {
-    if ms < 1000.0 {
-        format!("{ms:.1} ms")
-    } else if ms < 60_000.0 {
-        format!("{:.3} s", ms / 1000.0)
-    } else {
-        let minutes = (ms / 60_000.0).floor();
-        format!("{minutes:.0} min {:.1} s", (ms - minutes * 60_000.0) / 1000.0)
-    }
 }
 
 /// `run_finished` in JSON: the run and its description.

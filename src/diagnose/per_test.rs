@@ -339,7 +339,7 @@ pub fn describe(tests: &TestsReport) -> String {
     }
     let mut line = format!(
         "{}: {}",
-        crate::report::count(tests.count, "test", "tests"),
+        crate::format::count(tests.count, "test", "tests"),
         counts.join(", ")
     );
     if let (Some(affected), Some(total)) = (tests.affected, tests.total) {
@@ -362,7 +362,7 @@ pub fn describe(tests: &TestsReport) -> String {
                     "{} {:.1}x ({} before)",
                     s.nodeid,
                     s.ratio,
-                    crate::report::format_duration_ms(s.baseline_ms)
+                    crate::format::format_duration_ms(s.baseline_ms)
                 )
             })
             .collect();
@@ -379,7 +379,7 @@ pub fn describe_slowest(tests: &TestsReport) -> Option<String> {
     let named: Vec<String> = tests
         .slowest
         .iter()
-        .map(|s| format!("{} {}", s.nodeid, crate::report::format_duration_ms(s.duration_ms)))
+        .map(|s| format!("{} {}", s.nodeid, crate::format::format_duration_ms(s.duration_ms)))
         .collect();
     (!named.is_empty()).then(|| format!("slowest: {}", named.join(", ")))
 }
@@ -391,7 +391,7 @@ pub fn headline(tests: &TestsReport) -> String {
         (Selection::First | Selection::Only, Some(affected), Some(total)) => {
             format!("{affected} of {total} tests (affected)")
         }
-        _ => crate::report::count(tests.count, "test", "tests"),
+        _ => crate::format::count(tests.count, "test", "tests"),
     };
     let failing = tests.failed + tests.errors;
     if failing > 0 {

@@ -69,17 +69,5 @@ fn draw_status(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) 
     frame.render_widget(Paragraph::new(line), area);
 }
 
-/// "850 ms", "1.23 s", "2m03s": short durations for tight panes.
-pub fn short_duration(ms: f64) -> String {
-    if ms < 1000.0 {
-        format!("{ms:.0} ms")
-    } else if ms < 60_000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else {
-        let seconds = (ms / 1000.0).round() as u64;
-        format!("{}m{:02}s", seconds / 60, seconds % 60)
-    }
-}
-
 #[cfg(test)]
 mod tests;

@@ -13,8 +13,7 @@ use crate::config::{JobCommand, JobSpec};
 use crate::diagnose::regression::Flag;
 use crate::event::{GpuStatus, Notice, RunKey};
 use crate::report::{Description, Outcome};
-use crate::sample::{GpuSample, HostSample, ProcessSample, Sample, TreeSample};
-use crate::sources::sampler::gpu::{GpuInfo, GpuUnavailable};
+use crate::sample::{GpuInfo, GpuSample, GpuUnavailable, HostSample, ProcessSample, Sample, TreeSample};
 use crate::state::view::{PastRun, TrendPoint, View};
 use crate::state::{ActiveRun, Coalescing, Mode, Spawned, State, Trigger};
 

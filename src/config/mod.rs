@@ -19,6 +19,7 @@ use toml::Spanned;
 pub use diagnostic::ConfigError;
 
 use crate::diagnose::metrics::{self, MetricSpec};
+pub use crate::diagnose::per_test::Affected;
 use crate::sources::profiler::{ProfilerSettings, DEFAULT_RATE_HZ, MAX_RATE_HZ};
 use crate::sources::sampler::gpu::GpuSettings;
 use crate::sources::sampler::{
@@ -47,19 +48,6 @@ pub enum OnChange {
     Queue,
     /// Drop the change.
     Ignore,
-}
-
-/// Which tests a test job runs after a change (`affected` in looptop.toml).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Affected {
-    /// The tests the change can affect first, then the rest of the suite.
-    #[default]
-    First,
-    /// Only the tests the change can affect.
-    Only,
-    /// The whole suite in the runner's own order.
-    Off,
 }
 
 /// What kind of step a job is: used for display and defaults.

@@ -9,7 +9,19 @@ use serde::{Deserialize, Serialize};
 
 use super::regression::{compare, Flag, Regression};
 use super::thresholds::{BASELINE_RUNS, SLOWEST_TESTS, TEST_MIN_SLOWER_MS};
-use crate::config::Affected;
+
+/// Which tests a test job runs after a change (`affected` in looptop.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Affected {
+    /// The tests the change can affect first, then the rest of the suite.
+    #[default]
+    First,
+    /// Only the tests the change can affect.
+    Only,
+    /// The whole suite in the runner's own order.
+    Off,
+}
 
 /// How one test ended, in pytest's words (JUnit's map onto them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -6,7 +6,6 @@ use std::time::SystemTime;
 
 use serde::{Serialize, Serializer};
 
-use crate::effect::Report;
 use crate::event::Notice;
 /// The formatting helpers under their older path: they live in the leaf module `format`.
 pub use crate::format::{count, format_bytes, format_duration_ms, sparkline};
@@ -107,6 +106,48 @@ pub struct RunFinished {
     /// Where the job's Python time went (`None` when it was not profiled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<crate::profile::Profile>,
+}
+
+/// Something for the sinks (headless printer, later the store and the TUI log).
+// Reports live for one turn of the loop (two per run are large): boxing would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// A run started.
+    RunStarted(RunStarted),
+    /// A run ended and its group is gone.
+    RunFinished(RunFinished),
+    /// A chunk of a run's output.
+    Output {
+        /// The run's id.
+        run_id: String,
+        /// Which stream it came from.
+        stream: crate::event::Stream,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// A resource reading of a run (for the history).
+    Sample {
+        /// The run's id.
+        run_id: String,
+        /// The reading.
+        sample: Box<crate::sample::Sample>,
+    },
+    /// A number pulled out of a run's output (for the history).
+    Metric {
+        /// The run's id.
+        run_id: String,
+        /// The metric's name.
+        name: String,
+        /// Milliseconds after the run's start.
+        t_ms: f64,
+        /// The value.
+        value: f64,
+    },
+    /// A run's GPU is starved (live).
+    Stall(StallStarted),
+    /// A message for the user.
+    Notice(Notice),
 }
 
 /// A run's GPU has been starved for a while (reported live, once per stall).

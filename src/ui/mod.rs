@@ -6,7 +6,6 @@
 
 pub mod header;
 pub mod help;
-pub mod layout;
 pub mod output;
 pub mod resources;
 pub mod theme;
@@ -19,9 +18,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+pub use crate::state::layout::{self, Panes};
 use crate::state::State;
 use crate::text::one_line;
-pub use layout::Panes;
 pub use theme::Theme;
 
 /// Draws the whole screen.

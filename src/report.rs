@@ -283,6 +283,40 @@ impl Description {
     }
 }
 
+/// One past run, as the trend shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrendPoint {
+    /// Its id.
+    pub run_id: String,
+    /// Wall time from spawn to exit.
+    pub duration_ms: f64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Flagged slower or faster.
+    pub regression: Option<crate::diagnose::regression::Flag>,
+    /// When it started (RFC 3339, UTC).
+    pub started: String,
+    /// The changed files that caused it.
+    pub trigger: Vec<String>,
+    /// The run in words, as every front end describes it.
+    pub description: Description,
+}
+
+impl TrendPoint {
+    /// The trend's view of a finished run.
+    pub fn of(finished: &RunFinished) -> Self {
+        Self {
+            run_id: finished.run.run_id.clone(),
+            duration_ms: finished.duration_ms,
+            outcome: finished.outcome,
+            regression: finished.regression.as_ref().map(|r| r.flag),
+            started: humantime::format_rfc3339_seconds(finished.run.ts).to_string(),
+            trigger: finished.run.trigger.clone(),
+            description: Description::of(finished),
+        }
+    }
+}
+
 /// Frames and threads named in the "where the time goes" lines.
 pub const PROFILE_LINE_ITEMS: usize = 3;
 

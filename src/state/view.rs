@@ -5,10 +5,10 @@
 use std::collections::VecDeque;
 
 use crate::diagnose::query::ProtocolFilter;
-use crate::diagnose::regression::Flag;
 use crate::diagnose::stall::{episodes, StallWatch};
 use crate::diagnose::Point;
-use crate::report::{Description, Outcome, RunFinished};
+use crate::report::RunFinished;
+pub use crate::report::TrendPoint;
 use crate::sample::Sample;
 
 /// Runs kept for the trend, per job.
@@ -21,40 +21,6 @@ pub const LINE_CHARS: usize = 2000;
 pub const LIVE_SAMPLES: usize = 480;
 /// Themes cycled with `t`, by name.
 pub const THEME_NAMES: &[&str] = &["dark", "light", "high-contrast", "gruvbox", "nord"];
-
-/// One past run, as the trend shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrendPoint {
-    /// Its id.
-    pub run_id: String,
-    /// Wall time from spawn to exit.
-    pub duration_ms: f64,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// Flagged slower or faster.
-    pub regression: Option<Flag>,
-    /// When it started (RFC 3339, UTC).
-    pub started: String,
-    /// The changed files that caused it.
-    pub trigger: Vec<String>,
-    /// The run in words, as every front end describes it.
-    pub description: Description,
-}
-
-impl TrendPoint {
-    /// The trend's view of a finished run.
-    pub fn of(finished: &RunFinished) -> Self {
-        Self {
-            run_id: finished.run.run_id.clone(),
-            duration_ms: finished.duration_ms,
-            outcome: finished.outcome,
-            regression: finished.regression.as_ref().map(|r| r.flag),
-            started: humantime::format_rfc3339_seconds(finished.run.ts).to_string(),
-            trigger: finished.run.trigger.clone(),
-            description: Description::of(finished),
-        }
-    }
-}
 
 /// A job's output, as lines (ANSI colors kept), the newest `OUTPUT_LINES`.
 #[derive(Debug, Clone, Default, PartialEq)]

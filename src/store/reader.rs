@@ -15,8 +15,7 @@ use crate::diagnose::metrics::MetricSummary;
 use crate::diagnose::per_test::{TestMemory, TestsReport};
 use crate::diagnose::regression::Flag;
 use crate::profile::{FrameShare, Profile, ThreadShare};
-use crate::report::Outcome;
-use crate::state::view::TrendPoint;
+use crate::report::{Outcome, TrendPoint};
 
 /// Durations of the last runs shown as the trend in `stats`.
 pub const TREND_RUNS: usize = 20;

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use crate::diagnose::query::ProtocolFilter;
 use crate::diagnose::stall::{episodes, StallWatch};
 use crate::diagnose::Point;
+use crate::effect::{Effect, Report};
 use crate::report::RunFinished;
 pub use crate::report::TrendPoint;
 use crate::sample::Sample;
@@ -104,6 +105,8 @@ pub struct JobView {
     pending: Vec<f64>,
     /// The selected past run's samples, read from the history.
     pub past: Option<PastRun>,
+    /// The id of the current (or last) run, whose output and samples these are.
+    pub run_id: Option<String>,
 }
 
 /// A past run's samples, as the history kept them.
@@ -170,7 +173,8 @@ impl JobView {
     }
 
     /// A new run starts: its output and samples replace the last run's.
-    pub fn started(&mut self) {
+    pub fn started(&mut self, run_id: &str) {
+        self.run_id = Some(run_id.to_string());
         self.output.clear();
         self.live.clear();
         self.starved.clear();
@@ -230,16 +234,44 @@ impl View {
         }
     }
 
-    /// Keeps the last notice among `effects` for the status line.
-    pub fn follow(&mut self, effects: &[crate::effect::Effect]) {
-        use crate::effect::{Effect, Report};
-        let last = effects.iter().rev().find_map(|e| match e {
-            Effect::Report(Report::Notice(n)) => Some(n.clone()),
-            _ => None,
-        });
-        if last.is_some() {
-            self.notice = last;
+    /// Follows what `update` decided, in order: a run started, its output and samples, a run
+    /// finished, and the last notice for the status line. `job_index` finds a job by its name.
+    /// The one place where the view learns about runs.
+    pub fn apply(&mut self, effects: &[Effect], job_index: impl Fn(&str) -> Option<usize>) {
+        for effect in effects {
+            let Effect::Report(report) = effect else { continue };
+            match report {
+                Report::RunStarted(started) => {
+                    let job = job_index(&started.run.job).and_then(|i| self.jobs.get_mut(i));
+                    if let Some(job) = job {
+                        job.started(&started.run.run_id);
+                    }
+                }
+                Report::Output { run_id, bytes, .. } => {
+                    if let Some(job) = self.running(run_id) {
+                        job.output.push(bytes);
+                    }
+                }
+                Report::Sample { run_id, sample } => {
+                    if let Some(job) = self.running(run_id) {
+                        job.sampled(sample);
+                    }
+                }
+                Report::RunFinished(finished) => {
+                    let job = job_index(&finished.run.job).and_then(|i| self.jobs.get_mut(i));
+                    if let Some(job) = job {
+                        job.finished(finished);
+                    }
+                }
+                Report::Notice(notice) => self.notice = Some(notice.clone()),
+                Report::Metric { .. } | Report::Stall(_) => {}
+            }
         }
+    }
+
+    /// The view of the job whose current run is `run_id`.
+    fn running(&mut self, run_id: &str) -> Option<&mut JobView> {
+        self.jobs.iter_mut().find(|j| j.run_id.as_deref() == Some(run_id))
     }
 
     /// The shown job's view.

@@ -181,6 +181,8 @@ impl Printer {
                 format!("■ {} stopped ({signal}) after {took}", finished.run.job),
             ),
             Outcome::Timeout => (YELLOW, format!("⏱ {} timed out after {took}", finished.run.job)),
+            Outcome::Interrupted => (YELLOW, format!("■ {} interrupted after {took}", finished.run.job)),
+            Outcome::Running => (CYAN, format!("▶ {} still running after {took}", finished.run.job)),
         };
         let log = finished
             .run

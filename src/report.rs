@@ -10,9 +10,9 @@ use crate::event::Notice;
 /// The formatting helpers under their older path: they live in the leaf module `format`.
 pub use crate::format::{count, format_bytes, format_duration_ms, sparkline};
 
-/// How a run ended, in one word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// How a run ended, in one word. The history also holds runs not ended (yet): `Running` while
+/// their looptop goes on, `Interrupted` when it went away first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Exit code 0.
     Pass,
@@ -22,17 +22,44 @@ pub enum Outcome {
     Killed,
     /// Stopped because it ran past its timeout.
     Timeout,
+    /// Its looptop stopped (crashed, was killed) before the run ended: how it ended is unknown.
+    Interrupted,
+    /// Still going, as far as the history knows.
+    Running,
 }
 
 impl Outcome {
-    /// The word used in JSON and in the history.
+    /// Every outcome, in the order above.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Pass,
+        Outcome::Fail,
+        Outcome::Killed,
+        Outcome::Timeout,
+        Outcome::Interrupted,
+        Outcome::Running,
+    ];
+
+    /// The word used in JSON and in the history (the one place it is written).
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
             Outcome::Fail => "fail",
             Outcome::Killed => "killed",
             Outcome::Timeout => "timeout",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Running => "running",
         }
+    }
+
+    /// The outcome `word` names (as `as_str` writes it); `None` for a word looptop does not know.
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == word)
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -523,6 +550,17 @@ mod tests {
         let mut short = finished(Outcome::Pass, Some(0), None);
         short.verdict = Some(crate::diagnose::verdict::judge(&[], 100.0));
         assert_eq!(Description::of(&short), Description::default());
+    }
+
+    #[test]
+    fn every_outcome_is_read_back_as_itself() {
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
+            let json = serde_json::to_value(outcome).expect("json");
+            assert_eq!(json, outcome.as_str());
+        }
+        assert_eq!(Outcome::parse("interrupted"), Some(Outcome::Interrupted));
+        assert_eq!(Outcome::parse("exploded"), None);
     }
 
     #[test]

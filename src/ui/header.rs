@@ -69,8 +69,9 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now
             let mark = match last.outcome {
                 Outcome::Pass => "✔",
                 Outcome::Fail => "✘",
-                Outcome::Killed => "■",
+                Outcome::Killed | Outcome::Interrupted => "■",
                 Outcome::Timeout => "⏱",
+                Outcome::Running => "▶",
             };
             first.push(Span::styled(
                 format!("  last {mark} {}", short_duration_ms(last.duration_ms)),

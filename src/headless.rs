@@ -165,7 +165,9 @@ impl Printer {
             format_duration_ms(finished.cpu_user_ms),
             format_duration_ms(finished.cpu_sys_ms)
         );
-        let signal = finished.signal.as_deref().unwrap_or("a signal");
+        let signal = finished
+            .signal
+            .map_or_else(|| "a signal".to_string(), crate::report::signal_name);
         let (color, what) = match finished.outcome {
             Outcome::Pass => (GREEN, format!("✔ {} passed in {took}", finished.run.job)),
             Outcome::Fail => (

@@ -107,8 +107,10 @@ pub struct RunFinished {
     pub run: RunIdentity,
     /// The main process's exit code, if it exited.
     pub exit_code: Option<i32>,
-    /// The signal that ended the main process, if one did ("SIGTERM").
-    pub signal: Option<String>,
+    /// The number of the signal that ended the main process, if one did (named in JSON:
+    /// "SIGTERM").
+    #[serde(serialize_with = "signal_by_name")]
+    pub signal: Option<i32>,
     /// Wall time from spawn to the main process's exit, monotonic, in milliseconds.
     pub duration_ms: f64,
     /// User CPU time of the whole process tree, in milliseconds.
@@ -227,7 +229,7 @@ impl RunFinished {
             (Outcome::Timeout, _) => 124,
             (_, Some(code)) => u8::try_from(code.clamp(0, 255)).unwrap_or(1),
             _ => {
-                let number = self.signal.as_deref().and_then(signal_number).unwrap_or(0);
+                let number = self.signal.unwrap_or(0);
                 u8::try_from(128 + number).unwrap_or(255)
             }
         }
@@ -239,8 +241,11 @@ pub fn signal_name(number: i32) -> String {
     nix::sys::signal::Signal::try_from(number).map_or_else(|_| format!("SIG{number}"), |s| s.as_str().to_string())
 }
 
-fn signal_number(name: &str) -> Option<i32> {
-    name.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
+fn signal_by_name<S: Serializer>(signal: &Option<i32>, serializer: S) -> Result<S::Ok, S::Error> {
+    match signal {
+        Some(number) => serializer.serialize_str(&signal_name(*number)),
+        None => serializer.serialize_none(),
+    }
 }
 
 fn rfc3339<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
@@ -477,7 +482,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn finished(outcome: Outcome, exit_code: Option<i32>, signal: Option<&str>) -> RunFinished {
+    fn finished(outcome: Outcome, exit_code: Option<i32>, signal: Option<i32>) -> RunFinished {
         let run = RunIdentity {
             run_id: "r1".into(),
             job: "test".into(),
@@ -489,7 +494,7 @@ mod tests {
         };
         RunFinished {
             exit_code,
-            signal: signal.map(str::to_string),
+            signal,
             outcome,
             ..RunFinished::passed_for_test(run, 1234.5)
         }
@@ -566,14 +571,11 @@ mod tests {
     #[test]
     fn exit_codes_follow_shell_conventions() {
         assert_eq!(finished(Outcome::Fail, Some(3), None).process_exit_code(), 3);
-        assert_eq!(
-            finished(Outcome::Killed, None, Some("SIGKILL")).process_exit_code(),
-            137
-        );
-        assert_eq!(
-            finished(Outcome::Timeout, None, Some("SIGTERM")).process_exit_code(),
-            124
-        );
+        assert_eq!(finished(Outcome::Killed, None, Some(9)).process_exit_code(), 137);
+        assert_eq!(finished(Outcome::Timeout, None, Some(15)).process_exit_code(), 124);
         assert_eq!(signal_name(15), "SIGTERM");
+        let line = json_line(&Report::RunFinished(finished(Outcome::Killed, None, Some(15)))).expect("json");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("parses");
+        assert_eq!(value["signal"], "SIGTERM", "the number is named where it is printed");
     }
 }

@@ -15,7 +15,7 @@ use crate::diagnose::verdict::judge;
 use crate::diagnose::Point;
 use crate::effect::{Effect, Report, StopSignal};
 use crate::event::{Event, GpuStatus, Notice};
-use crate::report::{signal_name, Outcome, RunFinished, RunIdentity, RunStarted, StallStarted};
+use crate::report::{Outcome, RunFinished, RunIdentity, RunStarted, StallStarted};
 
 /// After the main process exits, the rest of its group gets this long to exit by itself before
 /// it is stopped like any run (SIGTERM, grace, SIGKILL): no process of a job outlives its run.
@@ -642,7 +642,7 @@ fn run_finished(
     Some(RunFinished {
         run: run_identity(spec, &run)?,
         exit_code: status.code,
-        signal: status.signal.map(signal_name),
+        signal: status.signal,
         duration_ms,
         cpu_user_ms: ms(cpu.user),
         cpu_sys_ms: ms(cpu.sys),

@@ -242,7 +242,7 @@ impl RunRow {
             end: Some(RunEnd {
                 duration_ms: finished.duration_ms,
                 exit_code: finished.exit_code,
-                signal: finished.signal.clone(),
+                signal: finished.signal.map(crate::report::signal_name),
                 outcome: finished.outcome.as_str().to_string(),
                 cpu_user_ms: finished.cpu_user_ms,
                 cpu_sys_ms: finished.cpu_sys_ms,

@@ -148,7 +148,7 @@ impl Printer {
 
     fn started_line(&self, started: &RunStarted) -> String {
         let trigger = Trigger {
-            paths: started.run.trigger.iter().map(PathBuf::from).collect(),
+            paths: started.run.trigger.clone(),
             ..Trigger::default()
         };
         let why = describe_trigger(&trigger);

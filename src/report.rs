@@ -75,12 +75,25 @@ pub struct RunIdentity {
     /// What kind of step the job is.
     pub kind: crate::config::JobKind,
     /// Changed paths (relative to the project root) that caused this run; empty for the first.
-    pub trigger: Vec<String>,
+    #[serde(serialize_with = "paths_as_text")]
+    pub trigger: Vec<PathBuf>,
     /// When it started.
     #[serde(serialize_with = "rfc3339")]
     pub ts: SystemTime,
     /// Where its full output goes.
     pub log: Option<PathBuf>,
+}
+
+impl RunIdentity {
+    /// The trigger's paths as text (a part that is not UTF-8 shown as `�`), as JSON and the
+    /// history keep them.
+    pub fn trigger_text(&self) -> Vec<String> {
+        self.trigger.iter().map(|p| p.to_string_lossy().into_owned()).collect()
+    }
+}
+
+fn paths_as_text<S: Serializer>(paths: &[PathBuf], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
 }
 
 /// A run started.
@@ -343,7 +356,7 @@ impl TrendPoint {
             outcome: finished.outcome,
             regression: finished.regression.as_ref().map(|r| r.flag),
             started: humantime::format_rfc3339_seconds(finished.run.ts).to_string(),
-            trigger: finished.run.trigger.clone(),
+            trigger: finished.run.trigger_text(),
             description: Description::of(finished),
         }
     }

@@ -602,7 +602,7 @@ fn run_identity(spec: &crate::config::JobSpec, run: &ActiveRun) -> Option<RunIde
         job: spec.name.clone(),
         command: spec.command.to_string(),
         kind: spec.kind,
-        trigger: run.trigger.path_strings(),
+        trigger: run.trigger.paths.clone(),
         ts: spawned.wall,
         log: spawned.log.clone(),
     })

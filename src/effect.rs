@@ -1,8 +1,8 @@
 //! `Effect`: what should happen next, as data. `state::update` returns these; the app loop
 //! carries them out, so the loop's logic stays free of I/O and testable.
 
-use crate::event::{Notice, RunKey};
-use crate::report::{RunFinished, RunStarted};
+use crate::event::RunKey;
+pub use crate::report::Report;
 use crate::state::Trigger;
 
 /// Which signal to send to a run's process group.
@@ -12,48 +12,6 @@ pub enum StopSignal {
     Term,
     /// Insist (SIGKILL).
     Kill,
-}
-
-/// Something for the sinks (headless printer, later the store and the TUI log).
-// Reports live for one turn of the loop (two per run are large): boxing would cost more than it saves.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Report {
-    /// A run started.
-    RunStarted(RunStarted),
-    /// A run ended and its group is gone.
-    RunFinished(RunFinished),
-    /// A chunk of a run's output.
-    Output {
-        /// The run's id.
-        run_id: String,
-        /// Which stream it came from.
-        stream: crate::event::Stream,
-        /// The bytes.
-        bytes: Vec<u8>,
-    },
-    /// A resource reading of a run (for the history).
-    Sample {
-        /// The run's id.
-        run_id: String,
-        /// The reading.
-        sample: Box<crate::sample::Sample>,
-    },
-    /// A number pulled out of a run's output (for the history).
-    Metric {
-        /// The run's id.
-        run_id: String,
-        /// The metric's name.
-        name: String,
-        /// Milliseconds after the run's start.
-        t_ms: f64,
-        /// The value.
-        value: f64,
-    },
-    /// A run's GPU is starved (live).
-    Stall(crate::report::StallStarted),
-    /// A message for the user.
-    Notice(Notice),
 }
 
 /// What should happen.

@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Identifies one run within this looptop process (the durable id is `RunSpawned::run_id`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-pub struct RunKey(pub u64);
+pub use crate::sample::RunKey;
 
 /// Which output stream a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -287,8 +285,8 @@ pub enum GpuStatus {
         /// The driver's version.
         driver: Option<String>,
         /// The GPUs watched.
-        devices: Vec<crate::sources::sampler::gpu::GpuInfo>,
+        devices: Vec<crate::sample::GpuInfo>,
     },
     /// No GPU readings, and why.
-    Unavailable(crate::sources::sampler::gpu::GpuUnavailable),
+    Unavailable(crate::sample::GpuUnavailable),
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::diagnose::query::ProtocolFilter;
 use crate::effect::Report;
 use crate::event::{Level, Stream};
-pub use crate::report::{format_bytes, format_duration_ms};
+pub use crate::format::{format_bytes, format_duration_ms};
 use crate::report::{json_line, Description, Outcome, RunFinished, RunStarted, RunUsage};
 use crate::state::update::describe_trigger;
 use crate::state::Trigger;
@@ -148,7 +148,7 @@ impl Printer {
 
     fn started_line(&self, started: &RunStarted) -> String {
         let trigger = Trigger {
-            paths: started.run.trigger.iter().map(PathBuf::from).collect(),
+            paths: started.run.trigger.clone(),
             ..Trigger::default()
         };
         let why = describe_trigger(&trigger);
@@ -165,7 +165,9 @@ impl Printer {
             format_duration_ms(finished.cpu_user_ms),
             format_duration_ms(finished.cpu_sys_ms)
         );
-        let signal = finished.signal.as_deref().unwrap_or("a signal");
+        let signal = finished
+            .signal
+            .map_or_else(|| "a signal".to_string(), crate::report::signal_name);
         let (color, what) = match finished.outcome {
             Outcome::Pass => (GREEN, format!("✔ {} passed in {took}", finished.run.job)),
             Outcome::Fail => (
@@ -181,6 +183,8 @@ impl Printer {
                 format!("■ {} stopped ({signal}) after {took}", finished.run.job),
             ),
             Outcome::Timeout => (YELLOW, format!("⏱ {} timed out after {took}", finished.run.job)),
+            Outcome::Interrupted => (YELLOW, format!("■ {} interrupted after {took}", finished.run.job)),
+            Outcome::Running => (CYAN, format!("▶ {} still running after {took}", finished.run.job)),
         };
         let log = finished
             .run
@@ -273,13 +277,6 @@ mod tests {
         assert!(!looks_binary("ünïcödé ✔\n".as_bytes()));
         assert!(looks_binary(b"PK\x03\x04\x00\x00"));
         assert!(looks_binary(&[1, 2, 3, 4, 5, b'a', b'b']));
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(format_duration_ms(850.25), "850.2 ms");
-        assert_eq!(format_duration_ms(1234.5), "1.234 s");
-        assert_eq!(format_duration_ms(123_400.0), "2 min 3.4 s");
     }
 
     #[test]

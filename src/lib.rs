@@ -16,6 +16,7 @@ pub mod config;
 pub mod diagnose;
 pub mod effect;
 pub mod event;
+pub mod format;
 pub mod headless;
 pub mod profile;
 pub mod report;

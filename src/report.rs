@@ -6,12 +6,13 @@ use std::time::SystemTime;
 
 use serde::{Serialize, Serializer};
 
-use crate::effect::Report;
 use crate::event::Notice;
+/// The formatting helpers under their older path: they live in the leaf module `format`.
+pub use crate::format::{count, format_bytes, format_duration_ms, sparkline};
 
-/// How a run ended, in one word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// How a run ended, in one word. The history also holds runs not ended (yet): `Running` while
+/// their looptop goes on, `Interrupted` when it went away first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Exit code 0.
     Pass,
@@ -21,24 +22,52 @@ pub enum Outcome {
     Killed,
     /// Stopped because it ran past its timeout.
     Timeout,
+    /// Its looptop stopped (crashed, was killed) before the run ended: how it ended is unknown.
+    Interrupted,
+    /// Still going, as far as the history knows.
+    Running,
 }
 
 impl Outcome {
-    /// The word used in JSON and in the history.
+    /// Every outcome, in the order above.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Pass,
+        Outcome::Fail,
+        Outcome::Killed,
+        Outcome::Timeout,
+        Outcome::Interrupted,
+        Outcome::Running,
+    ];
+
+    /// The word used in JSON and in the history (the one place it is written).
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",
             Outcome::Fail => "fail",
             Outcome::Killed => "killed",
             Outcome::Timeout => "timeout",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Running => "running",
         }
+    }
+
+    /// The outcome `word` names (as `as_str` writes it); `None` for a word looptop does not know.
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == word)
     }
 }
 
-/// "1 process", "5 processes": a count with its noun in the right number.
-pub fn count<N: std::fmt::Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) -> String {
-    let noun = if n == N::from(1) { one } else { many };
-    format!("{n} {noun}")
+impl Serialize for Outcome {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(deserializer)?;
+        Self::parse(&word).ok_or_else(|| serde::de::Error::custom(format!("not an outcome: {word}")))
+    }
 }
 
 /// What identifies a run in every report about it.
@@ -53,12 +82,25 @@ pub struct RunIdentity {
     /// What kind of step the job is.
     pub kind: crate::config::JobKind,
     /// Changed paths (relative to the project root) that caused this run; empty for the first.
-    pub trigger: Vec<String>,
+    #[serde(serialize_with = "paths_as_text")]
+    pub trigger: Vec<PathBuf>,
     /// When it started.
     #[serde(serialize_with = "rfc3339")]
     pub ts: SystemTime,
     /// Where its full output goes.
     pub log: Option<PathBuf>,
+}
+
+impl RunIdentity {
+    /// The trigger's paths as text (a part that is not UTF-8 shown as `�`), as JSON and the
+    /// history keep them.
+    pub fn trigger_text(&self) -> Vec<String> {
+        self.trigger.iter().map(|p| p.to_string_lossy().into_owned()).collect()
+    }
+}
+
+fn paths_as_text<S: Serializer>(paths: &[PathBuf], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
 }
 
 /// A run started.
@@ -85,8 +127,10 @@ pub struct RunFinished {
     pub run: RunIdentity,
     /// The main process's exit code, if it exited.
     pub exit_code: Option<i32>,
-    /// The signal that ended the main process, if one did ("SIGTERM").
-    pub signal: Option<String>,
+    /// The number of the signal that ended the main process, if one did (named in JSON:
+    /// "SIGTERM").
+    #[serde(serialize_with = "signal_by_name")]
+    pub signal: Option<i32>,
     /// Wall time from spawn to the main process's exit, monotonic, in milliseconds.
     pub duration_ms: f64,
     /// User CPU time of the whole process tree, in milliseconds.
@@ -111,6 +155,48 @@ pub struct RunFinished {
     /// Where the job's Python time went (`None` when it was not profiled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<crate::profile::Profile>,
+}
+
+/// Something for the sinks (headless printer, later the store and the TUI log).
+// Reports live for one turn of the loop (two per run are large): boxing would cost more than it saves.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// A run started.
+    RunStarted(RunStarted),
+    /// A run ended and its group is gone.
+    RunFinished(RunFinished),
+    /// A chunk of a run's output.
+    Output {
+        /// The run's id.
+        run_id: String,
+        /// Which stream it came from.
+        stream: crate::event::Stream,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// A resource reading of a run (for the history).
+    Sample {
+        /// The run's id.
+        run_id: String,
+        /// The reading.
+        sample: Box<crate::sample::Sample>,
+    },
+    /// A number pulled out of a run's output (for the history).
+    Metric {
+        /// The run's id.
+        run_id: String,
+        /// The metric's name.
+        name: String,
+        /// Milliseconds after the run's start.
+        t_ms: f64,
+        /// The value.
+        value: f64,
+    },
+    /// A run's GPU is starved (live).
+    Stall(StallStarted),
+    /// A message for the user.
+    Notice(Notice),
 }
 
 /// A run's GPU has been starved for a while (reported live, once per stall).
@@ -163,7 +249,7 @@ impl RunFinished {
             (Outcome::Timeout, _) => 124,
             (_, Some(code)) => u8::try_from(code.clamp(0, 255)).unwrap_or(1),
             _ => {
-                let number = self.signal.as_deref().and_then(signal_number).unwrap_or(0);
+                let number = self.signal.unwrap_or(0);
                 u8::try_from(128 + number).unwrap_or(255)
             }
         }
@@ -175,8 +261,11 @@ pub fn signal_name(number: i32) -> String {
     nix::sys::signal::Signal::try_from(number).map_or_else(|_| format!("SIG{number}"), |s| s.as_str().to_string())
 }
 
-fn signal_number(name: &str) -> Option<i32> {
-    name.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
+fn signal_by_name<S: Serializer>(signal: &Option<i32>, serializer: S) -> Result<S::Ok, S::Error> {
+    match signal {
+        Some(number) => serializer.serialize_str(&signal_name(*number)),
+        None => serializer.serialize_none(),
+    }
 }
 
 fn rfc3339<S: Serializer>(time: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
@@ -243,6 +332,40 @@ impl Description {
         lines.extend(details.into_iter().flatten().cloned());
         lines.extend(self.profile.iter().cloned());
         lines
+    }
+}
+
+/// One past run, as the trend shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct TrendPoint {
+    /// Its id.
+    pub run_id: String,
+    /// Wall time from spawn to exit.
+    pub duration_ms: f64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Flagged slower or faster.
+    pub regression: Option<crate::diagnose::regression::Flag>,
+    /// When it started (RFC 3339, UTC).
+    pub started: String,
+    /// The changed files that caused it.
+    pub trigger: Vec<String>,
+    /// The run in words, as every front end describes it.
+    pub description: Description,
+}
+
+impl TrendPoint {
+    /// The trend's view of a finished run.
+    pub fn of(finished: &RunFinished) -> Self {
+        Self {
+            run_id: finished.run.run_id.clone(),
+            duration_ms: finished.duration_ms,
+            outcome: finished.outcome,
+            regression: finished.regression.as_ref().map(|r| r.flag),
+            started: humantime::format_rfc3339_seconds(finished.run.ts).to_string(),
+            trigger: finished.run.trigger_text(),
+            description: Description::of(finished),
+        }
     }
 }
 
@@ -317,52 +440,6 @@ pub fn query_line(profile: &crate::diagnose::query::QueryProfile) -> String {
     )
 }
 
-/// Bytes in the largest unit that keeps the number at least 1 ("1.2 GB", "640 B").
-pub fn format_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = "B";
-    for next in UNITS {
-        if value < 1000.0 {
-            break;
-        }
-        value /= 1000.0;
-        unit = next;
-    }
-    if unit == "B" {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {unit}")
-    }
-}
-
-/// "▁▃▂▇█": each value's height between the values' min and max (all alike: the lowest bar).
-pub fn sparkline(values: &[f64]) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let (min, max) = values
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-    values
-        .iter()
-        .map(|v| {
-            let share = if max > min { (v - min) / (max - min) } else { 0.0 };
-            BARS[((share * 7.0).round() as usize).min(7)]
-        })
-        .collect()
-}
-
-/// "850.2 ms", "1.234 s", "2 min 3.4 s".
-pub fn format_duration_ms(ms: f64) -> String {
-    if ms < 1000.0 {
-        format!("{ms:.1} ms")
-    } else if ms < 60_000.0 {
-        format!("{:.3} s", ms / 1000.0)
-    } else {
-        let minutes = (ms / 60_000.0).floor();
-        format!("{minutes:.0} min {:.1} s", (ms - minutes * 60_000.0) / 1000.0)
-    }
-}
-
 /// `run_finished` in JSON: the run and its description.
 #[derive(Serialize)]
 struct FinishedJson<'a> {
@@ -425,7 +502,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn finished(outcome: Outcome, exit_code: Option<i32>, signal: Option<&str>) -> RunFinished {
+    fn finished(outcome: Outcome, exit_code: Option<i32>, signal: Option<i32>) -> RunFinished {
         let run = RunIdentity {
             run_id: "r1".into(),
             job: "test".into(),
@@ -437,7 +514,7 @@ mod tests {
         };
         RunFinished {
             exit_code,
-            signal: signal.map(str::to_string),
+            signal,
             outcome,
             ..RunFinished::passed_for_test(run, 1234.5)
         }
@@ -501,16 +578,24 @@ mod tests {
     }
 
     #[test]
+    fn every_outcome_is_read_back_as_itself() {
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
+            let json = serde_json::to_value(outcome).expect("json");
+            assert_eq!(json, outcome.as_str());
+        }
+        assert_eq!(Outcome::parse("interrupted"), Some(Outcome::Interrupted));
+        assert_eq!(Outcome::parse("exploded"), None);
+    }
+
+    #[test]
     fn exit_codes_follow_shell_conventions() {
         assert_eq!(finished(Outcome::Fail, Some(3), None).process_exit_code(), 3);
-        assert_eq!(
-            finished(Outcome::Killed, None, Some("SIGKILL")).process_exit_code(),
-            137
-        );
-        assert_eq!(
-            finished(Outcome::Timeout, None, Some("SIGTERM")).process_exit_code(),
-            124
-        );
+        assert_eq!(finished(Outcome::Killed, None, Some(9)).process_exit_code(), 137);
+        assert_eq!(finished(Outcome::Timeout, None, Some(15)).process_exit_code(), 124);
         assert_eq!(signal_name(15), "SIGTERM");
+        let line = json_line(&Report::RunFinished(finished(Outcome::Killed, None, Some(15)))).expect("json");
+        let value: serde_json::Value = serde_json::from_str(&line).expect("parses");
+        assert_eq!(value["signal"], "SIGTERM", "the number is named where it is printed");
     }
 }

@@ -3,11 +3,14 @@
 //! usage summary, the history stores them, the TUI draws them.
 //!
 //! A reading looptop could not take is `None`, never 0: "unavailable" and "idle" are different
-//! answers.
+//! answers. The GPUs looptop found (or why it found none) are described here too, beside the
+//! readings of them.
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::RunKey;
+/// Identifies one run within this looptop process (the durable id is `RunSpawned::run_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunKey(pub u64);
 
 /// One reading for one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,4 +177,27 @@ pub struct GpuSample {
     pub idle_sample_pct: Option<f32>,
     /// The GPU runs in MIG mode: device and process utilization are not available there.
     pub mig: bool,
+}
+
+/// Why looptop has no GPU readings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuUnavailable {
+    /// What is missing and what to do, for the user.
+    pub reason: String,
+    /// Nothing suggests this machine should have a GPU (no library found where none was
+    /// asked for): worth a line in `looptop doctor`, not a warning on every start.
+    pub expected: bool,
+}
+
+/// What looptop knows of one GPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuInfo {
+    /// NVML's index.
+    pub index: u32,
+    /// Product name.
+    pub name: String,
+    /// Device memory, if NVML tells.
+    pub mem_total_bytes: Option<u64>,
+    /// The readings this GPU does not give, with why.
+    pub missing: Vec<String>,
 }

@@ -5,7 +5,7 @@
 //! bytes read, the slowest operators, and the plan tree with what the scanned files hold).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use duckdb::types::Value;
@@ -170,25 +170,6 @@ pub fn split_statements(sql: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
-}
-
-/// The arguments a query job's command passes (also what `JobCommand` shows).
-pub fn command_line(exe: &Path, sql: &Path, database: Option<&Path>) -> Vec<String> {
-    let mut argv = vec![
-        exe.display().to_string(),
-        "exec-query".to_string(),
-        "--sql".to_string(),
-        sql.display().to_string(),
-    ];
-    if let Some(database) = database {
-        argv.extend(["--database".to_string(), database.display().to_string()]);
-    }
-    argv
-}
-
-/// The looptop binary to run `exec-query` with.
-pub fn looptop_exe() -> PathBuf {
-    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("looptop"))
 }
 
 #[cfg(test)]

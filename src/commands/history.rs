@@ -82,7 +82,7 @@ fn print(table: &Table, format: Format) {
     let _ = out.write_all(table.render(format).as_bytes());
 }
 
-/// "▁▃▂▇█" for a list of numbers (see `report::sparkline`); other cells give "".
+/// "▁▃▂▇█" for a list of numbers (see `format::sparkline`); other cells give "".
 pub fn sparkline(cell: &Cell) -> String {
     let Cell::List(items) = cell else { return String::new() };
     let values: Vec<f64> = items
@@ -92,7 +92,7 @@ pub fn sparkline(cell: &Cell) -> String {
             _ => None,
         })
         .collect();
-    crate::report::sparkline(&values)
+    crate::format::sparkline(&values)
 }
 
 impl OutputArgs {

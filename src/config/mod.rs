@@ -18,8 +18,8 @@ use toml::Spanned;
 
 pub use diagnostic::ConfigError;
 
-use crate::commands::exec_query;
 use crate::diagnose::metrics::{self, MetricSpec};
+pub use crate::diagnose::per_test::Affected;
 use crate::sources::profiler::{ProfilerSettings, DEFAULT_RATE_HZ, MAX_RATE_HZ};
 use crate::sources::sampler::gpu::GpuSettings;
 use crate::sources::sampler::{
@@ -48,19 +48,6 @@ pub enum OnChange {
     Queue,
     /// Drop the change.
     Ignore,
-}
-
-/// Which tests a test job runs after a change (`affected` in looptop.toml).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Affected {
-    /// The tests the change can affect first, then the rest of the suite.
-    #[default]
-    First,
-    /// Only the tests the change can affect.
-    Only,
-    /// The whole suite in the runner's own order.
-    Off,
 }
 
 /// What kind of step a job is: used for display and defaults.
@@ -181,6 +168,28 @@ pub struct QuerySpec {
     pub sql: PathBuf,
     /// The DuckDB database file, absolute; in memory when `None`.
     pub database: Option<PathBuf>,
+}
+
+impl QuerySpec {
+    /// What a query job runs, `exe` being the looptop binary: `exe exec-query --sql FILE
+    /// [--database FILE]` (also what `JobCommand` shows).
+    pub fn argv(&self, exe: &Path) -> Vec<String> {
+        let mut argv = vec![
+            exe.display().to_string(),
+            "exec-query".to_string(),
+            "--sql".to_string(),
+            self.sql.display().to_string(),
+        ];
+        if let Some(database) = &self.database {
+            argv.extend(["--database".to_string(), database.display().to_string()]);
+        }
+        argv
+    }
+}
+
+/// The looptop binary to run `exec-query` with.
+pub fn looptop_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("looptop"))
 }
 
 impl JobSpec {
@@ -639,11 +648,11 @@ fn resolve_command(
                 .with_help("`sql` names a file of SQL, relative to the project root"));
             }
             let database = database.map(|d| root.join(d.get_ref()));
-            let argv = exec_query::command_line(&exec_query::looptop_exe(), &sql_path, database.as_deref());
             let query = QuerySpec {
                 sql: sql_path,
                 database,
             };
+            let argv = query.argv(&looptop_exe());
             Ok((JobCommand::Argv(argv), Some(query), JobKind::Query, sql.span()))
         }
         (Some(command), Some(_)) => Err(at(command.span(), format!("job `{name}` has both `command` and `sql`"))

@@ -9,7 +9,19 @@ use serde::{Deserialize, Serialize};
 
 use super::regression::{compare, Flag, Regression};
 use super::thresholds::{BASELINE_RUNS, SLOWEST_TESTS, TEST_MIN_SLOWER_MS};
-use crate::config::Affected;
+
+/// Which tests a test job runs after a change (`affected` in looptop.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Affected {
+    /// The tests the change can affect first, then the rest of the suite.
+    #[default]
+    First,
+    /// Only the tests the change can affect.
+    Only,
+    /// The whole suite in the runner's own order.
+    Off,
+}
 
 /// How one test ended, in pytest's words (JUnit's map onto them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
@@ -339,7 +351,7 @@ pub fn describe(tests: &TestsReport) -> String {
     }
     let mut line = format!(
         "{}: {}",
-        crate::report::count(tests.count, "test", "tests"),
+        crate::format::count(tests.count, "test", "tests"),
         counts.join(", ")
     );
     if let (Some(affected), Some(total)) = (tests.affected, tests.total) {
@@ -362,7 +374,7 @@ pub fn describe(tests: &TestsReport) -> String {
                     "{} {:.1}x ({} before)",
                     s.nodeid,
                     s.ratio,
-                    crate::report::format_duration_ms(s.baseline_ms)
+                    crate::format::format_duration_ms(s.baseline_ms)
                 )
             })
             .collect();
@@ -379,7 +391,7 @@ pub fn describe_slowest(tests: &TestsReport) -> Option<String> {
     let named: Vec<String> = tests
         .slowest
         .iter()
-        .map(|s| format!("{} {}", s.nodeid, crate::report::format_duration_ms(s.duration_ms)))
+        .map(|s| format!("{} {}", s.nodeid, crate::format::format_duration_ms(s.duration_ms)))
         .collect();
     (!named.is_empty()).then(|| format!("slowest: {}", named.join(", ")))
 }
@@ -391,7 +403,7 @@ pub fn headline(tests: &TestsReport) -> String {
         (Selection::First | Selection::Only, Some(affected), Some(total)) => {
             format!("{affected} of {total} tests (affected)")
         }
-        _ => crate::report::count(tests.count, "test", "tests"),
+        _ => crate::format::count(tests.count, "test", "tests"),
     };
     let failing = tests.failed + tests.errors;
     if failing > 0 {

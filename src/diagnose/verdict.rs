@@ -38,7 +38,7 @@ use super::thresholds::{
     PRODUCER_PINNED_PCT, STALL_UTIL_PCT,
 };
 use super::Point;
-use crate::report::count;
+use crate::format::count;
 
 /// What limited the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

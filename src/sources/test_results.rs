@@ -241,7 +241,7 @@ pub fn read_plugin_lines(text: &str, since: SystemTime) -> TestResults {
     } else if started > finished {
         Some(format!(
             "pytest stopped before the end of its session: {} reported",
-            crate::report::count(results.cases.len(), "test", "tests")
+            crate::format::count(results.cases.len(), "test", "tests")
         ))
     } else if exit_no_tests && results.cases.is_empty() {
         Some("pytest collected no tests".into())
@@ -283,7 +283,7 @@ fn read_junit(path: &Path, since: SystemTime) -> TestResults {
         problem: (!report.complete).then(|| {
             format!(
                 "{shown} is cut short or not JUnit XML: {} read",
-                crate::report::count(report.cases.len(), "test", "tests")
+                crate::format::count(report.cases.len(), "test", "tests")
             )
         }),
         cases: report.cases,

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::ignore_rules::IgnoreRules;
 use crate::config::WatchSettings;
 use crate::event::{Change, ChangeKind, Event, Notice};
-use crate::report::count;
+use crate::format::count;
 
 /// How often directories are scanned when polling.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);

@@ -9,8 +9,8 @@ use super::{State, StopReason, Trigger};
 use crate::effect::{Effect, Report};
 use ratatui::layout::Rect;
 
+use super::layout::{Pane, Panes};
 use crate::event::{Key, Notice, Wheel};
-use crate::ui::layout::{Pane, Panes};
 
 /// Every key and what it does, for the help overlay.
 pub const KEYS: &[(&str, &str)] = &[

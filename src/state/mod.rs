@@ -3,6 +3,7 @@
 pub mod burst;
 pub mod echo;
 pub mod keys;
+pub mod layout;
 pub mod update;
 pub mod usage;
 pub mod view;

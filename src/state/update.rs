@@ -15,7 +15,7 @@ use crate::diagnose::verdict::judge;
 use crate::diagnose::Point;
 use crate::effect::{Effect, Report, StopSignal};
 use crate::event::{Event, GpuStatus, Notice};
-use crate::report::{signal_name, Outcome, RunFinished, RunIdentity, RunStarted, StallStarted};
+use crate::report::{Outcome, RunFinished, RunIdentity, RunStarted, StallStarted};
 
 /// After the main process exits, the rest of its group gets this long to exit by itself before
 /// it is stopped like any run (SIGTERM, grace, SIGKILL): no process of a job outlives its run.
@@ -118,9 +118,6 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
                 run.test_plan = tests.map(|plan| *plan);
                 let report = run_started(&state.jobs[index], key);
                 effects.extend(report.map(|r| Effect::Report(Report::RunStarted(r))));
-                if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
-                    view.started();
-                }
             }
         }
         Event::SpawnFailed { key, error } => {
@@ -187,7 +184,8 @@ pub fn update(state: &mut State, event: Event, now: Instant) -> Vec<Effect> {
     }
     advance(state, now, &mut effects);
     if let Some(view) = state.view.as_mut() {
-        view.follow(&effects);
+        let jobs = &state.jobs;
+        view.apply(&effects, |name| jobs.iter().position(|j| j.spec.name == name));
     }
     effects
 }
@@ -216,9 +214,6 @@ fn output(
                 run.query = Some(profile);
             }
         }
-    }
-    if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
-        view.output.push(&bytes);
     }
     effects.push(Effect::Report(Report::Output { run_id, stream, bytes }));
 }
@@ -271,9 +266,6 @@ fn sampled(state: &mut State, sample: Box<crate::sample::Sample>, effects: &mut 
         })));
     }
     run.points.push(point);
-    if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
-        view.sampled(&sample);
-    }
     effects.push(Effect::Report(Report::Sample { run_id, sample }));
 }
 
@@ -386,9 +378,6 @@ fn finish_run(state: &mut State, index: usize, cpu: crate::event::CpuTime, now: 
             job.baseline.push(finished.duration_ms);
             let excess = job.baseline.len().saturating_sub(BASELINE_RUNS);
             job.baseline.drain(..excess);
-        }
-        if let Some(view) = state.view.as_mut().and_then(|v| v.jobs.get_mut(index)) {
-            view.finished(&finished);
         }
         let job = &mut state.jobs[index];
         let code = finished.process_exit_code();
@@ -613,7 +602,7 @@ fn run_identity(spec: &crate::config::JobSpec, run: &ActiveRun) -> Option<RunIde
         job: spec.name.clone(),
         command: spec.command.to_string(),
         kind: spec.kind,
-        trigger: run.trigger.path_strings(),
+        trigger: run.trigger.paths.clone(),
         ts: spawned.wall,
         log: spawned.log.clone(),
     })
@@ -653,7 +642,7 @@ fn run_finished(
     Some(RunFinished {
         run: run_identity(spec, &run)?,
         exit_code: status.code,
-        signal: status.signal.map(signal_name),
+        signal: status.signal,
         duration_ms,
         cpu_user_ms: ms(cpu.user),
         cpu_sys_ms: ms(cpu.sys),

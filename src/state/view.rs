@@ -5,10 +5,11 @@
 use std::collections::VecDeque;
 
 use crate::diagnose::query::ProtocolFilter;
-use crate::diagnose::regression::Flag;
 use crate::diagnose::stall::{episodes, StallWatch};
 use crate::diagnose::Point;
-use crate::report::{Description, Outcome, RunFinished};
+use crate::effect::{Effect, Report};
+use crate::report::RunFinished;
+pub use crate::report::TrendPoint;
 use crate::sample::Sample;
 
 /// Runs kept for the trend, per job.
@@ -21,40 +22,6 @@ pub const LINE_CHARS: usize = 2000;
 pub const LIVE_SAMPLES: usize = 480;
 /// Themes cycled with `t`, by name.
 pub const THEME_NAMES: &[&str] = &["dark", "light", "high-contrast", "gruvbox", "nord"];
-
-/// One past run, as the trend shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TrendPoint {
-    /// Its id.
-    pub run_id: String,
-    /// Wall time from spawn to exit.
-    pub duration_ms: f64,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// Flagged slower or faster.
-    pub regression: Option<Flag>,
-    /// When it started (RFC 3339, UTC).
-    pub started: String,
-    /// The changed files that caused it.
-    pub trigger: Vec<String>,
-    /// The run in words, as every front end describes it.
-    pub description: Description,
-}
-
-impl TrendPoint {
-    /// The trend's view of a finished run.
-    pub fn of(finished: &RunFinished) -> Self {
-        Self {
-            run_id: finished.run.run_id.clone(),
-            duration_ms: finished.duration_ms,
-            outcome: finished.outcome,
-            regression: finished.regression.as_ref().map(|r| r.flag),
-            started: humantime::format_rfc3339_seconds(finished.run.ts).to_string(),
-            trigger: finished.run.trigger.clone(),
-            description: Description::of(finished),
-        }
-    }
-}
 
 /// A job's output, as lines (ANSI colors kept), the newest `OUTPUT_LINES`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -138,6 +105,8 @@ pub struct JobView {
     pending: Vec<f64>,
     /// The selected past run's samples, read from the history.
     pub past: Option<PastRun>,
+    /// The id of the current (or last) run, whose output and samples these are.
+    pub run_id: Option<String>,
 }
 
 /// A past run's samples, as the history kept them.
@@ -204,7 +173,8 @@ impl JobView {
     }
 
     /// A new run starts: its output and samples replace the last run's.
-    pub fn started(&mut self) {
+    pub fn started(&mut self, run_id: &str) {
+        self.run_id = Some(run_id.to_string());
         self.output.clear();
         self.live.clear();
         self.starved.clear();
@@ -264,16 +234,44 @@ impl View {
         }
     }
 
-    /// Keeps the last notice among `effects` for the status line.
-    pub fn follow(&mut self, effects: &[crate::effect::Effect]) {
-        use crate::effect::{Effect, Report};
-        let last = effects.iter().rev().find_map(|e| match e {
-            Effect::Report(Report::Notice(n)) => Some(n.clone()),
-            _ => None,
-        });
-        if last.is_some() {
-            self.notice = last;
+    /// Follows what `update` decided, in order: a run started, its output and samples, a run
+    /// finished, and the last notice for the status line. `job_index` finds a job by its name.
+    /// The one place where the view learns about runs.
+    pub fn apply(&mut self, effects: &[Effect], job_index: impl Fn(&str) -> Option<usize>) {
+        for effect in effects {
+            let Effect::Report(report) = effect else { continue };
+            match report {
+                Report::RunStarted(started) => {
+                    let job = job_index(&started.run.job).and_then(|i| self.jobs.get_mut(i));
+                    if let Some(job) = job {
+                        job.started(&started.run.run_id);
+                    }
+                }
+                Report::Output { run_id, bytes, .. } => {
+                    if let Some(job) = self.running(run_id) {
+                        job.output.push(bytes);
+                    }
+                }
+                Report::Sample { run_id, sample } => {
+                    if let Some(job) = self.running(run_id) {
+                        job.sampled(sample);
+                    }
+                }
+                Report::RunFinished(finished) => {
+                    let job = job_index(&finished.run.job).and_then(|i| self.jobs.get_mut(i));
+                    if let Some(job) = job {
+                        job.finished(finished);
+                    }
+                }
+                Report::Notice(notice) => self.notice = Some(notice.clone()),
+                Report::Metric { .. } | Report::Stall(_) => {}
+            }
         }
+    }
+
+    /// The view of the job whose current run is `run_id`.
+    fn running(&mut self, run_id: &str) -> Option<&mut JobView> {
+        self.jobs.iter_mut().find(|j| j.run_id.as_deref() == Some(run_id))
     }
 
     /// The shown job's view.

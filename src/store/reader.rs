@@ -15,8 +15,7 @@ use crate::diagnose::metrics::MetricSummary;
 use crate::diagnose::per_test::{TestMemory, TestsReport};
 use crate::diagnose::regression::Flag;
 use crate::profile::{FrameShare, Profile, ThreadShare};
-use crate::report::Outcome;
-use crate::state::view::TrendPoint;
+use crate::report::{Outcome, TrendPoint};
 
 /// Durations of the last runs shown as the trend in `stats`.
 pub const TREND_RUNS: usize = 20;
@@ -131,7 +130,7 @@ impl History {
                  strftime(started_at::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), array_to_string(trigger_files, chr(10)), \
                  verdict_summary, array_to_string(coalesce(hints, []), chr(10)), metric_summary, started_at, verdict, \
                  query_profile, regression_ratio, baseline_runs, baseline_ms, gpu_verdicts, tests FROM runs \
-                 WHERE job = ? AND duration_ms IS NOT NULL AND outcome <> 'running' \
+                 WHERE job = ? AND duration_ms IS NOT NULL AND outcome <> ? \
                  ORDER BY started_at DESC LIMIT ?) ORDER BY started_at",
             )
             .map_err(failed)?;
@@ -141,8 +140,12 @@ impl History {
                 .unwrap_or_default()
         };
         let rows = stmt
-            .query_map(duckdb::params![job, limit], |row| {
+            .query_map(duckdb::params![job, Outcome::Running.as_str(), limit], |row| {
                 let outcome: String = row.get(2)?;
+                // A word from a newer looptop is not shown as something it is not: the run is left out.
+                let Some(outcome) = Outcome::parse(&outcome) else {
+                    return Ok(None);
+                };
                 let regression: Option<String> = row.get(3)?;
                 let flag = match regression.as_deref() {
                     Some("slower") => Some(Flag::Slower),
@@ -159,15 +162,10 @@ impl History {
                     )),
                     _ => None,
                 };
-                Ok(TrendPoint {
+                Ok(Some(TrendPoint {
                     run_id: row.get(0)?,
                     duration_ms: row.get(1)?,
-                    outcome: match outcome.as_str() {
-                        "pass" => Outcome::Pass,
-                        "fail" => Outcome::Fail,
-                        "timeout" => Outcome::Timeout,
-                        _ => Outcome::Killed,
-                    },
+                    outcome,
                     regression: flag,
                     started: row.get(4)?,
                     trigger: split(row.get(5)?),
@@ -183,10 +181,13 @@ impl History {
                             tests: row.get(16)?,
                         },
                     ),
-                })
+                }))
             })
             .map_err(failed)?;
-        let mut points = rows.collect::<Result<Vec<TrendPoint>, _>>().map_err(failed)?;
+        let mut points: Vec<TrendPoint> = rows
+            .filter_map(Result::transpose)
+            .collect::<Result<_, _>>()
+            .map_err(failed)?;
         // A file from before profiles (or a failed read of them) shows the runs without.
         let mut profiles = self.profiles(job).unwrap_or_default();
         for point in &mut points {
@@ -476,5 +477,56 @@ mod tests {
         assert!(live.regression.is_some() && live.query.is_some() && !live.hints.is_empty());
         assert!(live.profile[0].starts_with("where the time goes (20 samples): 100 % row_features features.py:12"));
         assert_eq!(trend[0].description, live);
+    }
+
+    #[test]
+    fn running_and_interrupted_runs_are_read_back_as_such_never_as_killed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("history.duckdb");
+        let (recorder, _) = Recorder::start(
+            &path,
+            dir.path(),
+            crate::store::worker::Worker::InProcess,
+            Box::new(|_| {}),
+        )
+        .expect("start");
+        let identity = |offset_s: u64| RunIdentity {
+            run_id: uuid::Uuid::now_v7().to_string(),
+            job: "train".into(),
+            command: "python train.py".into(),
+            kind: crate::config::JobKind::Train,
+            trigger: Vec::new(),
+            ts: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000 + offset_s),
+            log: None,
+        };
+        let started = |run: &RunIdentity| RunStarted {
+            run: run.clone(),
+            pid: 1,
+            targets: None,
+            selection: None,
+        };
+        let (done, cut_short) = (identity(0), identity(10));
+        assert_eq!(recorder.run_started(&started(&done)), Ok(()));
+        let finished = RunFinished::passed_for_test(done, 2000.0);
+        assert_eq!(recorder.run_finished(&finished), Ok(()));
+        assert_eq!(recorder.run_started(&started(&cut_short)), Ok(()));
+        drop(recorder);
+        let change = |sql: &str| {
+            let conn = open(&path, Access::Write).expect("open");
+            conn.execute(sql, [&cut_short.run_id]).expect("update");
+        };
+        let outcomes = || -> Vec<Outcome> {
+            let trend = History::open(&path).expect("read").recent_trend("train", 10);
+            trend.expect("trend").iter().map(|p| p.outcome).collect()
+        };
+        // Its duration known (as a later looptop might fill in), a run still going is not on the trend.
+        change("UPDATE runs SET duration_ms = 900 WHERE run_id = ?::UUID");
+        assert_eq!(outcomes(), vec![Outcome::Pass]);
+        // Its looptop gone: the run is shown as interrupted, not as killed.
+        change("UPDATE runs SET outcome = 'interrupted' WHERE run_id = ?::UUID");
+        assert_eq!(outcomes(), vec![Outcome::Pass, Outcome::Interrupted]);
+        // A word looptop does not know leaves the run out rather than mislabel it.
+        change("UPDATE runs SET outcome = 'vanished' WHERE run_id = ?::UUID");
+        assert_eq!(outcomes(), vec![Outcome::Pass]);
     }
 }

@@ -217,7 +217,7 @@ impl RunRow {
             command: run.command.clone(),
             kind: run.kind.as_str().to_string(),
             started_us: super::recorder::micros_since_epoch(run.ts),
-            trigger: run.trigger.clone(),
+            trigger: run.trigger_text(),
             host,
             looptop_version: env!("CARGO_PKG_VERSION").to_string(),
             log_path: run.log.as_ref().map(|p| p.display().to_string()),
@@ -242,7 +242,7 @@ impl RunRow {
             end: Some(RunEnd {
                 duration_ms: finished.duration_ms,
                 exit_code: finished.exit_code,
-                signal: finished.signal.clone(),
+                signal: finished.signal.map(crate::report::signal_name),
                 outcome: finished.outcome.as_str().to_string(),
                 cpu_user_ms: finished.cpu_user_ms,
                 cpu_sys_ms: finished.cpu_sys_ms,

@@ -70,7 +70,7 @@ impl Cell {
             Cell::Null => String::new(),
             Cell::Bool(b) => b.to_string(),
             Cell::Int(n) => n.to_string(),
-            Cell::Float(f) if duration => crate::headless::format_duration_ms(*f),
+            Cell::Float(f) if duration => crate::format::format_duration_ms(*f),
             Cell::Float(f) => trim_float(*f),
             // Text comes from projects (commands, paths): shown, never obeyed, by the terminal.
             Cell::Text(s) => crate::text::one_line(s).into_owned(),

@@ -15,8 +15,8 @@ use super::reader::History;
 use super::samples::{append, append_metrics, load, MetricRow, SampleRow};
 use super::{open, recorder, Access, StoreError};
 use crate::diagnose::per_test::TestMemory;
+use crate::report::TrendPoint;
 use crate::sample::Sample;
-use crate::state::view::TrendPoint;
 
 /// The first argument that makes `looptop` a history worker.
 pub const WORKER_ARG: &str = "__history-worker";

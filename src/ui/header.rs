@@ -8,8 +8,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{short_duration, Theme};
+use super::Theme;
 use crate::event::GpuStatus;
+use crate::format::short_duration_ms;
 use crate::report::Outcome;
 use crate::state::State;
 use crate::text::one_line;
@@ -68,11 +69,12 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme, now
             let mark = match last.outcome {
                 Outcome::Pass => "✔",
                 Outcome::Fail => "✘",
-                Outcome::Killed => "■",
+                Outcome::Killed | Outcome::Interrupted => "■",
                 Outcome::Timeout => "⏱",
+                Outcome::Running => "▶",
             };
             first.push(Span::styled(
-                format!("  last {mark} {}", short_duration(last.duration_ms)),
+                format!("  last {mark} {}", short_duration_ms(last.duration_ms)),
                 theme.outcome(last.outcome),
             ));
             if let Some(tests) = &last.tests {

@@ -6,7 +6,6 @@
 
 pub mod header;
 pub mod help;
-pub mod layout;
 pub mod output;
 pub mod resources;
 pub mod theme;
@@ -19,9 +18,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+pub use crate::state::layout::{self, Panes};
 use crate::state::State;
 use crate::text::one_line;
-pub use layout::Panes;
 pub use theme::Theme;
 
 /// Draws the whole screen.
@@ -67,18 +66,6 @@ fn draw_status(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) 
         ))
     };
     frame.render_widget(Paragraph::new(line), area);
-}
-
-/// "850 ms", "1.23 s", "2m03s": short durations for tight panes.
-pub fn short_duration(ms: f64) -> String {
-    if ms < 1000.0 {
-        format!("{ms:.0} ms")
-    } else if ms < 60_000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else {
-        let seconds = (ms / 1000.0).round() as u64;
-        format!("{}m{:02}s", seconds / 60, seconds % 60)
-    }
 }
 
 #[cfg(test)]

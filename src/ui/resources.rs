@@ -10,8 +10,7 @@ use ratatui::Frame;
 
 use super::Theme;
 use crate::diagnose::gpus::GpuPoint;
-use crate::headless::format_bytes;
-use crate::report::count;
+use crate::format::{count, format_bytes};
 use crate::sample::Sample;
 use crate::state::State;
 use crate::text::one_line;

@@ -13,8 +13,7 @@ use crate::config::{JobCommand, JobSpec};
 use crate::diagnose::regression::Flag;
 use crate::event::{GpuStatus, Notice, RunKey};
 use crate::report::{Description, Outcome};
-use crate::sample::{GpuSample, HostSample, ProcessSample, Sample, TreeSample};
-use crate::sources::sampler::gpu::{GpuInfo, GpuUnavailable};
+use crate::sample::{GpuInfo, GpuSample, GpuUnavailable, HostSample, ProcessSample, Sample, TreeSample};
 use crate::state::view::{PastRun, TrendPoint, View};
 use crate::state::{ActiveRun, Coalescing, Mode, Spawned, State, Trigger};
 
@@ -495,4 +494,52 @@ fn a_test_job_shows_its_selection_in_the_header_and_its_tests_in_the_run() {
     }
     let screen = text(&render(&running, &Theme::default_theme(false), 160, 48, now));
     assert!(screen.contains("running 12.4 s · 1 affected only"), "{screen}");
+}
+
+/// The TUI learns of a run through `update`, as every sink does, and warns of a starved GPU
+/// exactly when the `stall` event is reported: after a second, never for a shorter blip.
+#[test]
+fn live_starvation_is_shown_when_the_stall_event_fires() {
+    use crate::effect::{Effect, Report};
+    use crate::event::Event;
+    use crate::state::update::{start_all, update};
+
+    let now = Instant::now();
+    let mut state = base(now);
+    let key = start_all(&mut state)
+        .iter()
+        .find_map(|e| match e {
+            Effect::StartRun { key, job: 1, .. } => Some(*key),
+            _ => None,
+        })
+        .expect("train starts");
+    let spawned = Event::RunSpawned {
+        key,
+        run_id: "run-now".into(),
+        pid: 4242,
+        at: now,
+        wall: SystemTime::UNIX_EPOCH,
+        log: None,
+        tests: None,
+    };
+    update(&mut state, spawned, now);
+    let theme = Theme::default_theme(false);
+    let mut reported = false;
+    // Busy, then starved for half a second (a blip), busy again, then starved for good.
+    let utils = [85, 85, 2, 2, 2, 85, 85, 2, 2, 2, 2, 2, 2, 2];
+    for (i, util) in utils.into_iter().enumerate() {
+        let mut reading = sample(250.0 * (i as f64 + 1.0), util, 60.0);
+        reading.key = key;
+        let effects = update(&mut state, Event::Sample(Box::new(reading)), now);
+        reported |= effects.iter().any(|e| matches!(e, Effect::Report(Report::Stall(_))));
+        let screen = text(&render(&state, &theme, 160, 48, now));
+        assert_eq!(
+            screen.contains("the GPU has been starved"),
+            reported,
+            "sample {i}:\n{screen}"
+        );
+        assert_eq!(screen.contains("stalls"), reported, "sample {i}:\n{screen}");
+        assert_eq!(screen.contains("running…"), !reported, "sample {i}:\n{screen}");
+    }
+    assert!(reported, "the last second was a stall");
 }

@@ -211,6 +211,8 @@ impl Theme {
             Outcome::Fail => self.fail,
             Outcome::Killed => self.killed,
             Outcome::Timeout => self.timeout,
+            Outcome::Interrupted => self.killed,
+            Outcome::Running => self.running,
         }
     }
 }

@@ -8,10 +8,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::{short_duration, Theme};
+use super::Theme;
 use crate::diagnose::regression::Flag;
 use crate::diagnose::stall;
 use crate::diagnose::verdict::median;
+use crate::format::short_duration_ms;
 use crate::state::view::TrendPoint;
 use crate::state::State;
 use crate::text::one_line;
@@ -39,7 +40,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
             " run {}/{} · {} · {} · {} · {} ",
             i + 1,
             job.trend.len(),
-            short_duration(point.duration_ms),
+            short_duration_ms(point.duration_ms),
             point.outcome.as_str(),
             point.started,
             if point.trigger.is_empty() {
@@ -53,7 +54,7 @@ pub fn draw(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Theme) {
                 " loop trend · {} run{} · median {} ",
                 job.trend.len(),
                 if job.trend.len() == 1 { "" } else { "s" },
-                short_duration(m)
+                short_duration_ms(m)
             ),
             None => " loop trend · no runs yet ".to_string(),
         },
@@ -166,7 +167,7 @@ pub fn draw_verdict(frame: &mut Frame<'_>, area: Rect, state: &State, theme: &Th
             let text = format!(
                 "↗ {} {} {:.1}x",
                 one_line(&test.nodeid),
-                crate::report::sparkline(times),
+                crate::format::sparkline(times),
                 test.ratio
             );
             lines.push(Line::from(Span::styled(text, theme.warn)));

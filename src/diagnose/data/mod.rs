@@ -35,7 +35,7 @@ pub fn hints(plan: &PlanNode, result_rows: u64) -> Vec<Hint> {
 
 /// "5.6 MB": bytes for a hint's text.
 fn bytes(n: u64) -> String {
-    crate::report::format_bytes(n)
+    crate::format::format_bytes(n)
 }
 
 #[cfg(test)]

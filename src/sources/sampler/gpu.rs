@@ -17,7 +17,7 @@ use nvml_wrapper::{Device, Nvml};
 use nvml_wrapper_sys::bindings::{nvmlGpmSample_t, NVML_DEVICE_MIG_ENABLE};
 
 use crate::event::Notice;
-use crate::sample::GpuSample;
+use crate::sample::{GpuInfo, GpuSample, GpuUnavailable};
 
 /// The library's usual name, found through the dynamic loader's search path.
 pub const DEFAULT_LIBRARY: &str = "libnvidia-ml.so.1";
@@ -31,29 +31,6 @@ pub struct GpuSettings {
     pub nvml_lib: Option<PathBuf>,
     /// NVML indices to watch (`[gpu] devices`); all when `None`.
     pub devices: Option<Vec<u32>>,
-}
-
-/// Why looptop has no GPU readings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GpuUnavailable {
-    /// What is missing and what to do, for the user.
-    pub reason: String,
-    /// Nothing suggests this machine should have a GPU (no library found where none was
-    /// asked for): worth a line in `looptop doctor`, not a warning on every start.
-    pub expected: bool,
-}
-
-/// What looptop knows of one GPU.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GpuInfo {
-    /// NVML's index.
-    pub index: u32,
-    /// Product name.
-    pub name: String,
-    /// Device memory, if NVML tells.
-    pub mem_total_bytes: Option<u64>,
-    /// The readings this GPU does not give, with why.
-    pub missing: Vec<String>,
 }
 
 /// A reading NVML may refuse.

@@ -1,5 +1,6 @@
 //! Where each pane sits, as a pure function of the terminal's size: `draw` places the panes
 //! with it and the mouse wheel finds the pane under the pointer with it, so the two agree.
+//! It sits in `state` because the wheel (a key) needs it; `ui` reads it like the rest of the state.
 
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 

@@ -249,7 +249,8 @@ pub fn run_engine(
         let runner = runner::Runner::new(tx, log_dir, job_color).guarded().with_tests(&root);
         let history = History::open(&config.history_path).ok();
         let mut state = State::new(jobs, coalescing, mode);
-        state.root = root.clone();
+        // As the kernel names the files a run opens (`files_read` is relative to it).
+        state.root = root.canonicalize().unwrap_or_else(|_| root.clone());
         state.view = view;
         for (index, job) in state.jobs.iter_mut().enumerate() {
             let Some(history) = &history else { break };

@@ -6,10 +6,14 @@
 //! judges a test job's tests one by one the same way. For query jobs, `query` reads DuckDB's
 //! profile into `plan`'s operator tree, and `data` reads the data hints (join fan-out, columnar,
 //! pruning, types, sparse columns, sampling) off it. `python` reads the hints off a run's Python
-//! profile (`python-loop`, `hot-function`). Every threshold lives in `thresholds`.
+//! profile (`python-loop`, `hot-function`). For any job, `files_read` sums up the data files its
+//! processes read (`columnar` for text), and `cluster` a local Spark, Dask or Ray cluster in its
+//! tree (`local-cluster`). Every threshold lives in `thresholds`.
 
+pub mod cluster;
 pub mod consumer;
 pub mod data;
+pub mod files_read;
 pub mod gpus;
 pub mod hints;
 pub mod metrics;

@@ -126,6 +126,12 @@ pub struct RunEnd {
     /// Where the run's Python time went, when it was profiled.
     #[serde(default)]
     pub profile: Option<ProfileRows>,
+    /// The data files the run read, one row each.
+    #[serde(default)]
+    pub files_read: Vec<crate::diagnose::files_read::FileRead>,
+    /// The local cluster in its process tree.
+    #[serde(default)]
+    pub cluster: Option<crate::diagnose::cluster::ClusterReport>,
 }
 
 /// A run's profile as the history keeps it: `runs.profile_samples`, and its rows of `frames`
@@ -289,6 +295,8 @@ impl RunRow {
                     .map(super::test_cases::TestCaseRow::all)
                     .unwrap_or_default(),
                 profile: finished.profile.as_ref().map(ProfileRows::of),
+                files_read: finished.files_read.clone(),
+                cluster: finished.cluster.clone(),
             }),
             ..Self::started(&started, recorder, host)
         }
@@ -312,6 +320,8 @@ impl RunRow {
             if let Some(profile) = &end.profile {
                 profile.write(conn, &self.run_id)?;
             }
+            write_files_read(conn, &self.run_id, &end.files_read)?;
+            write_cluster(conn, &self.run_id, end.cluster.as_ref())?;
         }
         Ok(())
     }
@@ -396,6 +406,52 @@ impl RunRow {
         ]);
         conn.execute(&sql, values.as_slice())
     }
+}
+
+/// Replaces the run's rows of `files_read` with `files`.
+fn write_files_read(
+    conn: &Connection,
+    run_id: &str,
+    files: &[crate::diagnose::files_read::FileRead],
+) -> duckdb::Result<()> {
+    conn.execute("DELETE FROM files_read WHERE run_id = ?::UUID", params![run_id])?;
+    let mut insert = conn.prepare(
+        "INSERT INTO files_read (run_id, rank, path, format, bytes, size_bytes, open_pct, first_open_ms) \
+         VALUES (?::UUID, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    for (rank, f) in (1u32..).zip(files) {
+        insert.execute(params![
+            run_id,
+            rank,
+            f.path,
+            f.format.as_str(),
+            bytes(Some(f.bytes)),
+            bytes(Some(f.size_bytes)),
+            f.open_pct,
+            f.first_open_ms
+        ])?;
+    }
+    Ok(())
+}
+
+/// Sets the run's `cluster_*` columns (NULL without a cluster).
+fn write_cluster(
+    conn: &Connection,
+    run_id: &str,
+    cluster: Option<&crate::diagnose::cluster::ClusterReport>,
+) -> duckdb::Result<usize> {
+    conn.execute(
+        "UPDATE runs SET cluster_engine = ?, cluster_workers = ?, cluster_startup_ms = ?, cluster_worked = ?, \
+         input_bytes = ? WHERE run_id = ?::UUID",
+        params![
+            cluster.map(|c| c.engine.as_str()),
+            cluster.map(|c| c.workers),
+            cluster.map(|c| c.startup_ms),
+            cluster.map(|c| c.worked),
+            bytes(cluster.map(|c| c.input_bytes)),
+            run_id
+        ],
+    )
 }
 
 /// A `VARCHAR[]` of `n` bound values: each element is bound whole, so no character inside one

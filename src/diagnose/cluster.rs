@@ -64,7 +64,7 @@ impl ClusterTally {
     /// The run's cluster, for a run of `duration_ms` that read `input_bytes`; `None` without one.
     pub fn report(&self, duration_ms: f64, input_bytes: u64) -> Option<ClusterReport> {
         let engine = self.engine?;
-        let startup_ms = self.work_started_ms.unwrap_or(duration_ms).min(duration_ms);
+        let startup_ms = (self.work_started_ms.unwrap_or(duration_ms).min(duration_ms) * 10.0).round() / 10.0;
         Some(ClusterReport {
             engine,
             workers: self.workers,

@@ -110,7 +110,7 @@ impl FilesTally {
                 bytes: seen.bytes,
                 size_bytes: seen.size_bytes,
                 open_pct: (f64::from(seen.samples_open) / samples * 1000.0).round() / 10.0,
-                first_open_ms: seen.first_open_ms,
+                first_open_ms: (seen.first_open_ms * 10.0).round() / 10.0,
             })
             .collect();
         files.sort_by(|a, b| {

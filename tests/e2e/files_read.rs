@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{json_rows, run_finished, Project};
+use crate::harness::{json_rows, run_finished, Project, Tmux};
 
 /// Rows of the CSV the test writes: about 17 MB.
 const ROWS: usize = 400_000;
@@ -134,6 +134,15 @@ fn a_job_parsing_a_csv_gets_columnar_and_its_numpy_twin_does_not() {
         "{kept}"
     );
     assert_eq!(kept["size_bytes"].as_u64(), Some(csv_size));
+    // The TUI shows the hint under the verdict.
+    project.write(
+        "looptop.toml",
+        "[[job]]\nname = \"from-csv\"\ncommand = [\"python3\", \"from_csv.py\"]\n",
+    );
+    let tmux = Tmux::looptop(&project);
+    tmux.wait_for("→ data/events.csv");
+    tmux.keys("q");
+    tmux.wait_for("looptop-exited-");
     let twin_kept = of("python3 from_npy.py").unwrap_or_else(|| panic!("{rows:#?}"));
     assert_eq!(
         (twin_kept["format"].as_str(), twin_kept["hinted"].as_bool()),
@@ -210,4 +219,13 @@ fn a_local_dask_cluster_that_mostly_starts_gets_local_cluster_and_its_in_process
         (None, Some(false)),
         "{rows:#?}"
     );
+    // The TUI shows the hint under the verdict.
+    project.write(
+        "looptop.toml",
+        "[[job]]\nname = \"chunks\"\ncommand = [\"python3\", \"chunks.py\", \"dask\"]\n",
+    );
+    let tmux = Tmux::looptop(&project);
+    tmux.wait_for("of the run was cluster start-up");
+    tmux.keys("q");
+    tmux.wait_for("looptop-exited-");
 }

@@ -143,6 +143,7 @@ fn sample(i: usize) -> Sample {
                 threads: Vec::new(),
             }],
             main_pid: None,
+            ..TreeSample::default()
         },
         gpus: vec![GpuSample {
             index: 0,

@@ -245,7 +245,8 @@ impl Engine {
             }
             let runner = Runner::new(tx, log_dir, job_color).guarded().with_tests(&root);
             let mut state = State::new(jobs, coalescing, mode);
-            state.root = root.clone();
+            // As the kernel names the files a run opens (`files_read` is relative to it).
+            state.root = root.canonicalize().unwrap_or_else(|_| root.clone());
             state.view = view;
             remember(&mut state, &config.history_path, &worker);
             let first = if postpone { Vec::new() } else { start_all(&mut state) };

@@ -155,6 +155,11 @@ pub struct RunFinished {
     /// Where the job's Python time went (`None` when it was not profiled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<crate::profile::Profile>,
+    /// The data files its processes read (from their open descriptors), open longest first.
+    pub files_read: Vec<crate::diagnose::files_read::FileRead>,
+    /// The local Spark, Dask or Ray cluster in its process tree (`None` without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::diagnose::cluster::ClusterReport>,
 }
 
 /// Something for the sinks (headless printer, later the store and the TUI log).
@@ -290,6 +295,10 @@ pub struct Description {
     pub tests: Option<String>,
     /// A test job's slowest tests.
     pub slowest_tests: Option<String>,
+    /// The data files the run read, open longest first.
+    pub files_read: Option<String>,
+    /// The local cluster in the run's process tree.
+    pub cluster: Option<String>,
     /// Where the time goes: the Python profile's top lines and its threads (none when the run
     /// was not profiled).
     pub profile: Vec<String>,
@@ -317,6 +326,8 @@ impl Description {
                 .as_ref()
                 .and_then(crate::diagnose::per_test::describe_slowest),
             profile: finished.profile.as_ref().map(profile_lines).unwrap_or_default(),
+            files_read: crate::diagnose::files_read::describe(&finished.files_read),
+            cluster: finished.cluster.as_ref().map(crate::diagnose::cluster::describe),
             hints: finished.hints().map(|h| h.text.clone()).collect(),
         }
     }
@@ -326,7 +337,14 @@ impl Description {
     pub fn lines(&self) -> Vec<String> {
         // The judgement and what to try first: a pane too short for everything still shows them.
         let judged = [&self.verdict, &self.gpus, &self.regression];
-        let details = [&self.tests, &self.slowest_tests, &self.metrics, &self.query];
+        let details = [
+            &self.tests,
+            &self.slowest_tests,
+            &self.metrics,
+            &self.query,
+            &self.cluster,
+            &self.files_read,
+        ];
         let mut lines: Vec<String> = judged.into_iter().flatten().cloned().collect();
         lines.extend(self.hints.iter().map(|h| format!("→ {h}")));
         lines.extend(details.into_iter().flatten().cloned());
@@ -493,6 +511,8 @@ impl RunFinished {
             query: None,
             tests: None,
             profile: None,
+            files_read: Vec::new(),
+            cluster: None,
         }
     }
 }

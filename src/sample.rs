@@ -6,6 +6,8 @@
 //! answers. The GPUs looptop found (or why it found none) are described here too, beside the
 //! readings of them.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
 /// Identifies one run within this looptop process (the durable id is `RunSpawned::run_id`).
@@ -71,6 +73,164 @@ pub struct TreeSample {
     /// processes produce): the leader, or the one child a leader that only waits for it (a shell,
     /// a launcher) runs; `None` when it cannot be told.
     pub main_pid: Option<u32>,
+    /// Bytes the tree's processes read per second through read calls (`rchar`: from the page
+    /// cache too, pipes and sockets included), over the last interval.
+    pub read_chars_per_s: f64,
+    /// The data files the tree's processes had open for reading (at most `MAX_OPEN_FILES`).
+    pub open_files: Vec<OpenFile>,
+    /// The processes of a local Spark, Dask or Ray cluster in the tree; `None` when there are none.
+    pub cluster: Option<ClusterSample>,
+}
+
+/// How many open data files each sample keeps.
+pub const MAX_OPEN_FILES: usize = 64;
+
+/// A data file one process of the tree had open for reading.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct OpenFile {
+    /// The process.
+    pub pid: u32,
+    /// Its descriptor.
+    pub fd: u32,
+    /// The file, as the kernel names it (absolute).
+    pub path: PathBuf,
+    /// Its format, from its name.
+    pub format: DataFormat,
+    /// The descriptor's read position (`/proc/<pid>/fdinfo/<fd>`): bytes read through it so far
+    /// for a file read from start to end.
+    pub pos_bytes: u64,
+    /// The file's size.
+    pub size_bytes: u64,
+}
+
+/// The format of a data file, from its extension (a compression suffix such as `.gz` looked
+/// through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFormat {
+    /// Comma- or tab-separated text.
+    #[default]
+    Csv,
+    /// JSON, JSON lines.
+    Json,
+    /// Apache Parquet.
+    Parquet,
+    /// Arrow IPC / Feather.
+    Arrow,
+    /// NumPy's `.npy` and `.npz`.
+    Npy,
+    /// Python pickles.
+    Pickle,
+    /// HDF5.
+    Hdf5,
+    /// Apache Avro.
+    Avro,
+    /// Apache ORC.
+    Orc,
+}
+
+impl DataFormat {
+    /// The format of the file at `path`; `None` when its name is not a data file's.
+    pub fn of_path(path: &Path) -> Option<Self> {
+        let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+        let mut parts = name.rsplit('.');
+        let mut extension = parts.next()?;
+        if matches!(extension, "gz" | "zst" | "bz2" | "xz" | "lz4" | "zip") {
+            extension = parts.next()?;
+        }
+        // A name without a dot has no extension.
+        if extension == name {
+            return None;
+        }
+        Some(match extension {
+            "csv" | "tsv" => Self::Csv,
+            "json" | "jsonl" | "ndjson" => Self::Json,
+            "parquet" | "pq" => Self::Parquet,
+            "feather" | "arrow" | "ipc" => Self::Arrow,
+            "npy" | "npz" => Self::Npy,
+            "pkl" | "pickle" => Self::Pickle,
+            "h5" | "hdf5" => Self::Hdf5,
+            "avro" => Self::Avro,
+            "orc" => Self::Orc,
+            _ => return None,
+        })
+    }
+
+    /// `csv`, `json`, `parquet`...: the word JSON and the history use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Json => "json",
+            Self::Parquet => "parquet",
+            Self::Arrow => "arrow",
+            Self::Npy => "npy",
+            Self::Pickle => "pickle",
+            Self::Hdf5 => "hdf5",
+            Self::Avro => "avro",
+            Self::Orc => "orc",
+        }
+    }
+
+    /// The format read back from `as_str`.
+    pub fn parse(word: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(word.to_string())).ok()
+    }
+
+    /// Row-oriented text, parsed whole (every column of every row) whatever the job needs.
+    pub fn is_text(self) -> bool {
+        matches!(self, Self::Csv | Self::Json)
+    }
+}
+
+/// A local cluster engine looptop recognises in a run's process tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterEngine {
+    /// Dask's `distributed` (a `LocalCluster`, `dask scheduler`/`dask worker`).
+    Dask,
+    /// Apache Spark (a JVM running `org.apache.spark`).
+    Spark,
+    /// Ray (`raylet`, `gcs_server`, `ray::` workers).
+    Ray,
+}
+
+impl ClusterEngine {
+    /// `dask`, `spark` or `ray`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dask => "dask",
+            Self::Spark => "spark",
+            Self::Ray => "ray",
+        }
+    }
+
+    /// The engine read back from `as_str`.
+    pub fn parse(word: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(word.to_string())).ok()
+    }
+
+    /// Its name in a sentence.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dask => "Dask",
+            Self::Spark => "Spark",
+            Self::Ray => "Ray",
+        }
+    }
+}
+
+/// The local cluster in a run's tree, in one sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterSample {
+    /// Which engine.
+    pub engine: ClusterEngine,
+    /// Its processes looptop recognised (schedulers, services and workers).
+    pub processes: u32,
+    /// Its worker processes.
+    pub workers: u32,
+    /// CPU of the workers already seen in the previous sample, in % of one core (a worker's
+    /// first reading is its own start-up).
+    pub worker_cpu_pct: f32,
 }
 
 /// How many processes of a tree each sample keeps by name.

@@ -6,10 +6,14 @@
 //! judges a test job's tests one by one the same way. For query jobs, `query` reads DuckDB's
 //! profile into `plan`'s operator tree, and `data` reads the data hints (join fan-out, columnar,
 //! pruning, types, sparse columns, sampling) off it. `python` reads the hints off a run's Python
-//! profile (`python-loop`, `hot-function`). Every threshold lives in `thresholds`.
+//! profile (`python-loop`, `hot-function`). For any job, `files_read` sums up the data files its
+//! processes read (`columnar` for text), and `cluster` a local Spark, Dask or Ray cluster in its
+//! tree (`local-cluster`). Every threshold lives in `thresholds`.
 
+pub mod cluster;
 pub mod consumer;
 pub mod data;
+pub mod files_read;
 pub mod gpus;
 pub mod hints;
 pub mod metrics;
@@ -116,11 +120,15 @@ impl Point {
         };
         let main = sample.tree.main_process();
         let consumer = main.and_then(|m| m.threads.iter().find(|t| t.tid == m.pid));
+        // In a local cluster (Dask, Spark, Ray) the main process waits on its workers by design:
+        // they do the job's work, they do not feed it. Only its own threads can be loaders.
+        let feeds = |pid: u32| sample.tree.cluster.is_none() || Some(pid) == sample.tree.main_pid;
         let producer = consumer.and_then(|consumer| {
             sample
                 .tree
                 .top
                 .iter()
+                .filter(|p| feeds(p.pid))
                 .flat_map(|p| p.threads.iter().map(move |t| (p.pid, t)))
                 .filter(|(_, t)| t.tid != consumer.tid)
                 .max_by(|(_, a), (_, b)| {
@@ -197,6 +205,44 @@ pub(crate) fn on_gpu(utils: &[u32]) -> Vec<Point> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cluster_clients_workers_are_not_its_loaders() {
+        use crate::sample::{ClusterEngine, ClusterSample, ProcessSample, ThreadSample, TreeSample};
+        let process = |pid: u32, cpu_pct: f32| ProcessSample {
+            pid,
+            name: "python3".into(),
+            cpu_pct,
+            threads: vec![ThreadSample {
+                tid: pid,
+                name: "python3".into(),
+                cpu_pct,
+                run_queue_pct: Some(0.0),
+            }],
+            ..ProcessSample::default()
+        };
+        let mut sample = crate::sample::Sample {
+            key: crate::sample::RunKey(1),
+            t_ms: 250.0,
+            host: crate::sample::HostSample::default(),
+            tree: TreeSample {
+                top: vec![process(43, 95.0), process(42, 3.0)],
+                main_pid: Some(42),
+                ..TreeSample::default()
+            },
+            gpus: Vec::new(),
+        };
+        // A worker process of a plain job feeds its main process ...
+        assert_eq!(super::Point::of(&sample).producer.map(|p| p.pid), Some(43));
+        // ... a local cluster's worker does the work itself.
+        sample.tree.cluster = Some(ClusterSample {
+            engine: ClusterEngine::Dask,
+            processes: 3,
+            workers: 1,
+            worker_cpu_pct: 95.0,
+        });
+        assert_eq!(super::Point::of(&sample).producer, None);
+    }
+
     use super::*;
     use crate::event::RunKey;
     use crate::sample::{ProcessSample, ThreadSample, TreeSample};

@@ -148,3 +148,22 @@ pub const PROFILE_MIN_ACTIVE_STACKS: u32 = 10;
 pub const PYTHON_LOOP_SHARE_PCT: f64 = 50.0;
 /// `hot-function`: one function ran in at least this share of the samples, in %.
 pub const HOT_FUNCTION_SHARE_PCT: f64 = 30.0;
+
+/// Any job: a CSV or JSON file its processes had open for reading in at least this share of the
+/// run's samples (`columnar`, from `/proc/<pid>/fd`), of at least `COLUMNAR_MIN_BYTES` (its
+/// size, or the bytes read when more), is parsed as text where a columnar copy would serve.
+pub const COLUMNAR_FILE_OPEN_SHARE: f64 = 0.2;
+/// A file read at least this many times its size (its read position went through it again)
+/// is read again and again: said in the hint.
+pub const REREAD_FACTOR: f64 = 2.0;
+
+/// `local-cluster`: a local Spark, Dask or Ray cluster whose start-up (from the run's start to
+/// its workers' first real work) took at least this share of the run ...
+pub const LOCAL_CLUSTER_STARTUP_SHARE: f64 = 0.5;
+/// ... or at least this share, when the run's input (the data files its processes read) was
+/// under `LOCAL_CLUSTER_SMALL_INPUT_BYTES`: a size an in-process engine handles.
+pub const LOCAL_CLUSTER_MIN_STARTUP_SHARE: f64 = 0.2;
+/// See `LOCAL_CLUSTER_MIN_STARTUP_SHARE`.
+pub const LOCAL_CLUSTER_SMALL_INPUT_BYTES: u64 = 1_000_000_000;
+/// The workers' CPU (together, in % of one core) from which a sample counts as real work.
+pub const CLUSTER_WORK_CPU_PCT: f32 = 50.0;

@@ -135,6 +135,10 @@ pub struct ActiveRun {
     pub usage: usage::UsageTally,
     /// Its samples as the diagnosis sees them.
     pub points: Vec<crate::diagnose::Point>,
+    /// The data files its processes read, so far.
+    pub files: crate::diagnose::files_read::FilesTally,
+    /// Its local cluster, so far.
+    pub cluster: crate::diagnose::cluster::ClusterTally,
     /// Watches for a starved GPU.
     pub stall: crate::diagnose::stall::StallWatch,
     /// Splits its output into lines and pulls out the job's metrics.

@@ -257,6 +257,8 @@ fn sampled(state: &mut State, sample: Box<crate::sample::Sample>, effects: &mut 
     }
     let point = Point::of(&sample);
     run.usage.add(&sample);
+    run.files.add(&sample);
+    run.cluster.add(&sample);
     if let Some(since_ms) = run.stall.observe(&point) {
         effects.push(Effect::Report(Report::Stall(StallStarted {
             run_id: run_id.clone(),
@@ -358,7 +360,7 @@ fn finish_run(state: &mut State, index: usize, cpu: crate::event::CpuTime, now: 
         .collect();
     let job = &mut state.jobs[index];
     let (plan, results) = (run.test_plan.take(), run.test_results.take());
-    if let Some(mut finished) = run_finished(&job.spec, run, cpu, now) {
+    if let Some(mut finished) = run_finished(&job.spec, run, cpu, now, &state.root) {
         if let Some(verdict) = finished.verdict.as_mut() {
             verdict.ran_alongside(alongside);
         }
@@ -505,6 +507,8 @@ fn start_run(state: &mut State, index: usize, trigger: Trigger, during_previous:
         stop: None,
         usage: super::usage::UsageTally::default(),
         points: Vec::new(),
+        files: crate::diagnose::files_read::FilesTally::default(),
+        cluster: crate::diagnose::cluster::ClusterTally::default(),
         stall: crate::diagnose::stall::StallWatch::default(),
         output: crate::diagnose::metrics::OutputScanner::default(),
         query: None,
@@ -623,6 +627,7 @@ fn run_finished(
     mut run: ActiveRun,
     cpu: crate::event::CpuTime,
     now: Instant,
+    root: &Path,
 ) -> Option<RunFinished> {
     let spawned = run.spawned.as_ref()?;
     // A last line without a newline still counts in the summary.
@@ -639,6 +644,18 @@ fn run_finished(
         let found = crate::diagnose::python::hints(profile);
         verdict.hints = crate::diagnose::python::merge(std::mem::take(&mut verdict.hints), found);
     }
+    let files_read = run.files.summary(root);
+    let cluster = run.cluster.report(duration_ms, run.files.input_bytes());
+    // A query job's files are judged from its plan (`query.hints`), not from its descriptors.
+    let mut found = crate::diagnose::cluster::hints(cluster.as_ref(), run.cluster.samples());
+    if spec.query.is_none() {
+        found.extend(crate::diagnose::files_read::hints(
+            &files_read,
+            run.files.samples(),
+            run.files.read_chars(),
+        ));
+    }
+    verdict.hints = crate::diagnose::python::merge(std::mem::take(&mut verdict.hints), found);
     Some(RunFinished {
         run: run_identity(spec, &run)?,
         exit_code: status.code,
@@ -657,6 +674,8 @@ fn run_finished(
         }),
         tests: None,
         profile: run.profile.take(),
+        files_read,
+        cluster,
     })
 }
 

@@ -99,9 +99,28 @@ pub fn ingest(history: &Path, conn: &Connection) -> Result<usize, StoreError> {
             }
         })
         .collect();
-    for row in &rows {
-        row.write(conn).map_err(|e| super::classify(history, &e))?;
-    }
+    // A run's start is in its end's row too: a start followed by its end is written once.
+    let ended: std::collections::HashSet<&str> = rows
+        .iter()
+        .filter(|r| r.end.is_some())
+        .map(|r| r.run_id.as_str())
+        .collect();
+    let rows: Vec<&RunRow> = rows
+        .iter()
+        .filter(|r| r.end.is_some() || !ended.contains(r.run_id.as_str()))
+        .collect();
+    // One transaction for them all: a commit each would cost a flush of the file each.
+    let write_all = || -> duckdb::Result<()> {
+        conn.execute_batch("BEGIN TRANSACTION")?;
+        for row in &rows {
+            if let Err(e) = row.write(conn) {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+        conn.execute_batch("COMMIT")
+    };
+    write_all().map_err(|e| super::classify(history, &e))?;
     // Only what was read goes, once every run of it is in the history.
     let mut file = open_locked(&journal)?;
     let mut appended = Vec::new();

@@ -11,11 +11,14 @@ use duckdb::{params_from_iter, Connection};
 use super::table::{Cell, Table};
 use super::test_cases;
 use super::{journal, open, schema, Access, StoreError};
+use crate::diagnose::cluster::ClusterReport;
+use crate::diagnose::files_read::FileRead;
 use crate::diagnose::metrics::MetricSummary;
 use crate::diagnose::per_test::{TestMemory, TestsReport};
 use crate::diagnose::regression::Flag;
 use crate::profile::{FrameShare, Profile, ThreadShare};
 use crate::report::{Outcome, TrendPoint};
+use crate::sample::{ClusterEngine, DataFormat};
 
 /// Durations of the last runs shown as the trend in `stats`.
 pub const TREND_RUNS: usize = 20;
@@ -129,7 +132,8 @@ impl History {
                 "SELECT * FROM (SELECT run_id::VARCHAR, duration_ms, outcome, regression, \
                  strftime(started_at::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), array_to_string(trigger_files, chr(10)), \
                  verdict_summary, array_to_string(coalesce(hints, []), chr(10)), metric_summary, started_at, verdict, \
-                 query_profile, regression_ratio, baseline_runs, baseline_ms, gpu_verdicts, tests FROM runs \
+                 query_profile, regression_ratio, baseline_runs, baseline_ms, gpu_verdicts, tests, cluster_engine, \
+                 cluster_workers, cluster_startup_ms, cluster_worked, input_bytes FROM runs \
                  WHERE job = ? AND duration_ms IS NOT NULL AND outcome <> ? \
                  ORDER BY started_at DESC LIMIT ?) ORDER BY started_at",
             )
@@ -162,6 +166,41 @@ impl History {
                     )),
                     _ => None,
                 };
+                let duration_ms: f64 = row.get(1)?;
+                let engine: Option<String> = row.get(17)?;
+                let cluster = engine.as_deref().and_then(ClusterEngine::parse).map(|engine| {
+                    let startup_ms: f64 = row.get::<_, Option<f64>>(19).ok().flatten().unwrap_or(0.0);
+                    ClusterReport {
+                        engine,
+                        workers: row.get::<_, Option<u32>>(18).ok().flatten().unwrap_or(0),
+                        startup_ms,
+                        startup_pct: if duration_ms > 0.0 {
+                            (startup_ms / duration_ms * 1000.0).round() / 10.0
+                        } else {
+                            0.0
+                        },
+                        worked: row.get::<_, Option<bool>>(20).ok().flatten().unwrap_or(false),
+                        input_bytes: row
+                            .get::<_, Option<i64>>(21)
+                            .ok()
+                            .flatten()
+                            .and_then(|b| u64::try_from(b).ok())
+                            .unwrap_or(0),
+                    }
+                });
+                let mut description = described(
+                    row.get::<_, Option<String>>(10)?.as_deref(),
+                    row.get(6)?,
+                    regression_line,
+                    split(row.get(7)?),
+                    Kept {
+                        metrics: row.get(8)?,
+                        query: row.get(11)?,
+                        gpus: row.get(15)?,
+                        tests: row.get(16)?,
+                    },
+                );
+                description.cluster = cluster.as_ref().map(crate::diagnose::cluster::describe);
                 Ok(Some(TrendPoint {
                     run_id: row.get(0)?,
                     duration_ms: row.get(1)?,
@@ -169,18 +208,7 @@ impl History {
                     regression: flag,
                     started: row.get(4)?,
                     trigger: split(row.get(5)?),
-                    description: described(
-                        row.get::<_, Option<String>>(10)?.as_deref(),
-                        row.get(6)?,
-                        regression_line,
-                        split(row.get(7)?),
-                        Kept {
-                            metrics: row.get(8)?,
-                            query: row.get(11)?,
-                            gpus: row.get(15)?,
-                            tests: row.get(16)?,
-                        },
-                    ),
+                    description,
                 }))
             })
             .map_err(failed)?;
@@ -195,7 +223,47 @@ impl History {
                 point.description.profile = crate::report::profile_lines(&profile);
             }
         }
+        // A file from before `files_read` shows the runs without.
+        let mut files = self.files_read(job).unwrap_or_default();
+        for point in &mut points {
+            if let Some(files) = files.remove(&point.run_id) {
+                point.description.files_read = crate::diagnose::files_read::describe(&files);
+            }
+        }
         Ok(points)
+    }
+
+    /// The data files each of `job`'s runs read, by run id, open longest first.
+    fn files_read(&self, job: &str) -> duckdb::Result<HashMap<String, Vec<FileRead>>> {
+        let mut files: HashMap<String, Vec<FileRead>> = HashMap::new();
+        let mut stmt = self.conn.prepare(
+            "SELECT run_id::VARCHAR, path, format, bytes, size_bytes, open_pct, first_open_ms FROM files_read \
+             WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?) ORDER BY run_id, rank",
+        )?;
+        let rows = stmt.query_map(duckdb::params![job], |row| {
+            let format: String = row.get(2)?;
+            let count = |i: usize| -> duckdb::Result<u64> { Ok(u64::try_from(row.get::<_, i64>(i)?).unwrap_or(0)) };
+            Ok((
+                row.get::<_, String>(0)?,
+                DataFormat::parse(&format).map(|format| -> duckdb::Result<FileRead> {
+                    Ok(FileRead {
+                        path: row.get(1)?,
+                        format,
+                        bytes: count(3)?,
+                        size_bytes: count(4)?,
+                        open_pct: row.get(5)?,
+                        first_open_ms: row.get(6)?,
+                    })
+                }),
+            ))
+        })?;
+        for row in rows {
+            let (run_id, file) = row?;
+            if let Some(file) = file {
+                files.entry(run_id).or_default().push(file?);
+            }
+        }
+        Ok(files)
     }
 
     /// The profiles of `job`'s runs, by run id, as far as the "where the time goes" lines need
@@ -325,6 +393,7 @@ impl History {
             "test_cases",
             "frames",
             "profile_threads",
+            "files_read",
         ] {
             let file = dir.join(format!("{table}.{extension}"));
             let quoted = file.display().to_string().replace('\'', "''");
@@ -404,6 +473,8 @@ fn described(
         tests: tests.as_ref().map(crate::diagnose::per_test::describe),
         slowest_tests: tests.as_ref().and_then(crate::diagnose::per_test::describe_slowest),
         profile: Vec::new(),
+        files_read: None,
+        cluster: None,
         hints: hints
             .into_iter()
             .chain(query_hints.iter().filter_map(|h| h.as_str().map(str::to_string)))
@@ -465,6 +536,22 @@ mod tests {
                 hints: vec![crate::diagnose::hints::Hint::new("columnar", "a columnar copy")],
             }),
             profile: Some(crate::profile::test_profile()),
+            files_read: vec![FileRead {
+                path: "data/events.csv".into(),
+                format: DataFormat::Csv,
+                bytes: 48_000_000,
+                size_bytes: 24_000_000,
+                open_pct: 91.5,
+                first_open_ms: 250.0,
+            }],
+            cluster: Some(ClusterReport {
+                engine: ClusterEngine::Dask,
+                workers: 2,
+                startup_ms: 1500.0,
+                startup_pct: 75.0,
+                worked: true,
+                input_bytes: 24_000_000,
+            }),
             ..RunFinished::passed_for_test(run, 2000.0)
         };
         assert_eq!(recorder.run_finished(&finished), Ok(()));
@@ -476,6 +563,14 @@ mod tests {
         let live = Description::of(&finished);
         assert!(live.regression.is_some() && live.query.is_some() && !live.hints.is_empty());
         assert!(live.profile[0].starts_with("where the time goes (20 samples): 100 % row_features features.py:12"));
+        assert_eq!(
+            live.files_read.as_deref(),
+            Some("files read: data/events.csv 24.0 MB csv (48.0 MB read), open 92 %")
+        );
+        assert_eq!(
+            live.cluster.as_deref(),
+            Some("local Dask cluster: 2 workers, start-up 1.500 s (75 % of the run), 24.0 MB of input")
+        );
         assert_eq!(trend[0].description, live);
     }
 

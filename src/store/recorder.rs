@@ -39,7 +39,7 @@ use crate::sample::Sample;
 /// that follows at once (a job's `needs`, `looptop bench`) does not start beside the write.
 pub const QUIET: Duration = Duration::from_millis(300);
 /// The longest anything waits for a pause in the runs before it is written anyway.
-pub const LONGEST_HOLD: Duration = Duration::from_secs(60);
+pub const LONGEST_HOLD: Duration = Duration::from_secs(10);
 /// How long a stopping looptop waits for a busy history to take its last runs (they are in the
 /// journal already, so this is for the user's convenience, not for safety).
 pub const EXIT_WAIT: Duration = Duration::from_secs(10);

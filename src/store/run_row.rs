@@ -126,6 +126,12 @@ pub struct RunEnd {
     /// Where the run's Python time went, when it was profiled.
     #[serde(default)]
     pub profile: Option<ProfileRows>,
+    /// The data files the run read, one row each.
+    #[serde(default)]
+    pub files_read: Vec<crate::diagnose::files_read::FileRead>,
+    /// The local cluster in its process tree.
+    #[serde(default)]
+    pub cluster: Option<crate::diagnose::cluster::ClusterReport>,
 }
 
 /// A run's profile as the history keeps it: `runs.profile_samples`, and its rows of `frames`
@@ -289,6 +295,8 @@ impl RunRow {
                     .map(super::test_cases::TestCaseRow::all)
                     .unwrap_or_default(),
                 profile: finished.profile.as_ref().map(ProfileRows::of),
+                files_read: finished.files_read.clone(),
+                cluster: finished.cluster.clone(),
             }),
             ..Self::started(&started, recorder, host)
         }
@@ -296,11 +304,9 @@ impl RunRow {
 
     /// Writes the row: inserts its start if the history lacks it, then its end if it has one.
     pub fn write(&self, conn: &Connection) -> duckdb::Result<()> {
-        let exists: bool = conn.query_row(
-            "SELECT count(*) > 0 FROM runs WHERE run_id = ?::UUID",
-            params![self.run_id],
-            |row| row.get(0),
-        )?;
+        let exists: bool = conn
+            .prepare_cached("SELECT count(*) > 0 FROM runs WHERE run_id = ?::UUID")?
+            .query_row(params![self.run_id], |row| row.get(0))?;
         if !exists {
             self.insert_start(conn)?;
         }
@@ -312,6 +318,8 @@ impl RunRow {
             if let Some(profile) = &end.profile {
                 profile.write(conn, &self.run_id)?;
             }
+            write_files_read(conn, &self.run_id, &end.files_read)?;
+            write_cluster(conn, &self.run_id, end.cluster.as_ref())?;
         }
         Ok(())
     }
@@ -337,7 +345,8 @@ impl RunRow {
             &self.log_path,
             &self.recorder,
         ]);
-        conn.execute(&sql, values.as_slice())
+        // Cached: the journal's runs are written in a batch, and planning is most of the cost.
+        conn.prepare_cached(&sql)?.execute(values.as_slice())
     }
 
     fn update_end(&self, conn: &Connection, end: &RunEnd) -> duckdb::Result<usize> {
@@ -394,8 +403,62 @@ impl RunRow {
             &end.tests,
             &self.run_id,
         ]);
-        conn.execute(&sql, values.as_slice())
+        conn.prepare_cached(&sql)?.execute(values.as_slice())
     }
+}
+
+/// Replaces the run's rows of `files_read` with `files`.
+fn write_files_read(
+    conn: &Connection,
+    run_id: &str,
+    files: &[crate::diagnose::files_read::FileRead],
+) -> duckdb::Result<()> {
+    // A row written again has the same files: none now means none before.
+    if files.is_empty() {
+        return Ok(());
+    }
+    conn.execute("DELETE FROM files_read WHERE run_id = ?::UUID", params![run_id])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO files_read (run_id, rank, path, format, bytes, size_bytes, open_pct, first_open_ms) \
+         VALUES (?::UUID, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    for (rank, f) in (1u32..).zip(files) {
+        insert.execute(params![
+            run_id,
+            rank,
+            f.path,
+            f.format.as_str(),
+            bytes(Some(f.bytes)),
+            bytes(Some(f.size_bytes)),
+            f.open_pct,
+            f.first_open_ms
+        ])?;
+    }
+    Ok(())
+}
+
+/// Sets the run's `cluster_*` columns (NULL without a cluster).
+fn write_cluster(
+    conn: &Connection,
+    run_id: &str,
+    cluster: Option<&crate::diagnose::cluster::ClusterReport>,
+) -> duckdb::Result<usize> {
+    // The columns are NULL until set, and a row written again has the same cluster.
+    if cluster.is_none() {
+        return Ok(0);
+    }
+    conn.execute(
+        "UPDATE runs SET cluster_engine = ?, cluster_workers = ?, cluster_startup_ms = ?, cluster_worked = ?, \
+         input_bytes = ? WHERE run_id = ?::UUID",
+        params![
+            cluster.map(|c| c.engine.as_str()),
+            cluster.map(|c| c.workers),
+            cluster.map(|c| c.startup_ms),
+            cluster.map(|c| c.worked),
+            bytes(cluster.map(|c| c.input_bytes)),
+            run_id
+        ],
+    )
 }
 
 /// A `VARCHAR[]` of `n` bound values: each element is bound whole, so no character inside one

@@ -131,6 +131,7 @@ pub fn load(conn: &Connection, run_id: &str) -> duckdb::Result<Vec<Sample>> {
                     run_queue_delay_pct: row.get::<_, Option<f64>>(15)?.map(|p| p as f32),
                     top: busiest,
                     main_pid: None,
+                    ..TreeSample::default()
                 },
                 host: HostSample {
                     cpu_pct: row.get::<_, Option<f64>>(10)?.unwrap_or(0.0) as f32,

@@ -112,6 +112,7 @@ fn sample(t_ms: f64, util: u32, loader_cpu: f32) -> Sample {
                 threads: Vec::new(),
             }],
             main_pid: Some(4242),
+            ..TreeSample::default()
         },
         gpus: vec![GpuSample {
             index: 0,
@@ -147,6 +148,8 @@ fn running(now: Instant) -> State {
         stop: None,
         usage: Default::default(),
         points: Vec::new(),
+        files: Default::default(),
+        cluster: Default::default(),
         stall: Default::default(),
         output: Default::default(),
         query: None,

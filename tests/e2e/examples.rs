@@ -22,8 +22,9 @@ fn the_quickstart_jobs_pass() {
 
 /// The ML example: tests, training with metrics, pairs of queries over the data its `prepare`
 /// job makes (each data hint fires on the first of a pair and is gone from its fixed twin), and a
-/// feature loop whose Python profile names it (`python-loop`) beside its vectorized twin. Needs
-/// numpy and pytest (`.ci/run` installs them).
+/// feature loop whose Python profile names it (`python-loop`) beside its vectorized twin, and
+/// sums over the data read as CSV (`columnar`), from a NumPy copy (its twin) and on a local Dask
+/// cluster (`local-cluster`). Needs numpy, pytest and dask[distributed] (`.ci/run` installs them).
 #[test]
 fn the_ml_project_jobs_pass_and_say_what_they_see() {
     let project = Project::new();
@@ -98,6 +99,32 @@ fn the_ml_project_jobs_pass_and_say_what_they_see() {
     );
     let vectorized = finished("features-numpy");
     assert!(python_loop(&vectorized).is_none(), "{vectorized:#}");
+    // Any job's data files: the CSV parsed row by row gets `columnar`, the NumPy copy that
+    // `prepare-arrays` writes does not; the same copy summed on a local Dask cluster gets
+    // `local-cluster`, and in this process it does not.
+    let verdict_ids = |run: &serde_json::Value| -> Vec<String> {
+        run["verdict"]["hints"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|h| h["id"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let from_csv = finished("spend-csv");
+    assert!(verdict_ids(&from_csv).iter().any(|id| id == "columnar"), "{from_csv:#}");
+    assert_eq!(from_csv["files_read"][0]["path"], "data/events.csv", "{from_csv:#}");
+    finished("prepare-arrays");
+    assert!(project.path().join("data/spend.npz").is_file());
+    let from_npz = finished("spend-npz");
+    let ids = verdict_ids(&from_npz);
+    assert!(
+        !ids.iter().any(|id| id == "columnar" || id == "local-cluster"),
+        "{from_npz:#}"
+    );
+    let on_dask = finished("spend-dask");
+    assert_eq!(on_dask["cluster"]["engine"], "dask", "{on_dask:#}");
+    assert!(
+        verdict_ids(&on_dask).iter().any(|id| id == "local-cluster"),
+        "{on_dask:#}"
+    );
 }
 
 /// The ML example's starved loader, on a machine without a GPU: its loader thread, and its

@@ -4,6 +4,7 @@ mod config;
 mod diagnosis;
 mod examples;
 mod fake_nvml;
+mod files_read;
 mod first_contact;
 mod gpu;
 mod harness;

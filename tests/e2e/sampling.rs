@@ -16,8 +16,9 @@ fn a_busy_tree_is_sampled_process_by_process() {
     let events = project.run_once_json(&cmd);
     let run = run_finished(&events);
     assert!(run["samples"].as_u64().is_some_and(|n| n >= 3), "{run:#}");
-    // Two processes each want a whole core; on a loaded 2-core machine they still get a share.
-    assert!(run["cpu_mean_pct"].as_f64().is_some_and(|c| c > 40.0), "{run:#}");
+    // Two processes each want a whole core; on a loaded 2-core machine (a parallel test run
+    // with its own hogs) they still get a share, far above an idle tree's ~0.
+    assert!(run["cpu_mean_pct"].as_f64().is_some_and(|c| c > 10.0), "{run:#}");
     assert!(run["cpu_p95_pct"].as_f64() >= run["cpu_mean_pct"].as_f64(), "{run:#}");
     assert!(run["peak_rss_bytes"].as_u64().is_some_and(|b| b > 1_000_000), "{run:#}");
     assert_eq!(run["gpu_util_mean_pct"], serde_json::Value::Null, "no GPU here");

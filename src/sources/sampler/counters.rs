@@ -43,6 +43,9 @@ pub struct Reading {
     pub read_bytes: Option<u64>,
     /// Bytes it (and the children it reaped) sent to storage; `None` when unreadable.
     pub write_bytes: Option<u64>,
+    /// Bytes it (and the children it reaped) read through read calls (`rchar`); `None` when
+    /// unreadable.
+    pub read_chars: Option<u64>,
     /// Per thread id: nanoseconds spent runnable but waiting for a CPU; `None` without schedstats.
     pub run_queue_ns: Option<BTreeMap<u32, u64>>,
 }
@@ -54,6 +57,7 @@ pub fn read(proc_root: &Path, pid: u32, page_bytes: u64) -> Option<Reading> {
     let mut reading = parse_stat(&stat, page_bytes)?;
     if let Ok(io) = std::fs::read_to_string(dir.join("io")) {
         (reading.read_bytes, reading.write_bytes) = parse_io(&io);
+        reading.read_chars = io_value(&io, "rchar");
     }
     reading.run_queue_ns = run_queue_of(&dir);
     Some(reading)
@@ -97,18 +101,21 @@ pub fn parse_stat(stat: &str, page_bytes: u64) -> Option<Reading> {
         rss_bytes: field(24)?.saturating_mul(page_bytes),
         read_bytes: None,
         write_bytes: None,
+        read_chars: None,
         run_queue_ns: None,
     })
 }
 
 /// `read_bytes` and `write_bytes` of an `io` file.
 pub fn parse_io(io: &str) -> (Option<u64>, Option<u64>) {
-    let value = |key: &str| {
-        io.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-            .and_then(|v| v.trim().parse().ok())
-    };
-    (value("read_bytes"), value("write_bytes"))
+    (io_value(io, "read_bytes"), io_value(io, "write_bytes"))
+}
+
+/// The counter `key` of an `io` file.
+fn io_value(io: &str, key: &str) -> Option<u64> {
+    io.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// What the meter remembers of a process.
@@ -119,6 +126,9 @@ struct Seen {
     /// I/O counters at the first reading: what was counted since is `last - first`.
     first_read: u64,
     first_write: u64,
+    first_chars: u64,
+    /// Its CPU in this reading, in % of one core.
+    cpu_pct: f32,
 }
 
 /// One run's previous readings, and the rates since.
@@ -128,6 +138,11 @@ pub struct Meter {
 }
 
 impl Meter {
+    /// The CPU of process `pid` in the last sample, in % of one core; `None` when it was not in it.
+    pub fn cpu_pct(&self, pid: u32) -> Option<f32> {
+        self.seen.get(&pid).map(|s| s.cpu_pct)
+    }
+
     /// The tree's sample from the readings of its live processes taken at `at`; `uptime_s` (the
     /// system's uptime then) gives a first-seen process its CPU average since it started.
     /// `main_pid` (the job's main process) is kept in `top` even when busier ones fill it.
@@ -140,7 +155,7 @@ impl Meter {
         main_pid: Option<u32>,
     ) -> TreeSample {
         // A vanished process's counted I/O now sits in its parent's counters: take it out there.
-        let mut reaped: HashMap<u32, (u64, u64)> = HashMap::new();
+        let mut reaped: HashMap<u32, (u64, u64, u64)> = HashMap::new();
         let live: HashMap<u32, ProcessId> = readings.iter().map(|r| (r.id.pid, r.id)).collect();
         for gone in self
             .seen
@@ -150,13 +165,14 @@ impl Meter {
             let counted = reaped.entry(gone.reading.ppid).or_default();
             counted.0 += gone.reading.read_bytes.unwrap_or(0).saturating_sub(gone.first_read);
             counted.1 += gone.reading.write_bytes.unwrap_or(0).saturating_sub(gone.first_write);
+            counted.2 += gone.reading.read_chars.unwrap_or(0).saturating_sub(gone.first_chars);
         }
         let mut tree = TreeSample {
             threads,
             main_pid,
             ..TreeSample::default()
         };
-        let (mut read_per_s, mut write_per_s) = (0.0, 0.0);
+        let (mut read_per_s, mut write_per_s, mut chars_per_s) = (0.0, 0.0, 0.0);
         let mut queue_ns_per_s: Option<f64> = None;
         let mut all = Vec::with_capacity(readings.len());
         let mut next = HashMap::with_capacity(readings.len());
@@ -171,13 +187,15 @@ impl Meter {
                 uptime_s,
             );
             if let (Some(before), Some(wall)) = (before, wall_s.filter(|&w| w > 0.0)) {
-                let (reaped_read, reaped_write) = reaped.get(&reading.id.pid).copied().unwrap_or_default();
+                let (reaped_read, reaped_write, reaped_chars) =
+                    reaped.get(&reading.id.pid).copied().unwrap_or_default();
                 let change = |now: Option<u64>, then: Option<u64>, counted_elsewhere: u64| match (now, then) {
                     (Some(now), Some(then)) => now.saturating_sub(then).saturating_sub(counted_elsewhere) as f64 / wall,
                     _ => 0.0,
                 };
                 read_per_s += change(reading.read_bytes, before.reading.read_bytes, reaped_read);
                 write_per_s += change(reading.write_bytes, before.reading.write_bytes, reaped_write);
+                chars_per_s += change(reading.read_chars, before.reading.read_chars, reaped_chars);
                 if let (Some(now), Some(then)) = (&reading.run_queue_ns, &before.reading.run_queue_ns) {
                     // A thread born since the last reading waited only since then.
                     let waited: u64 = now
@@ -197,9 +215,13 @@ impl Meter {
                 rss_bytes: reading.rss_bytes,
                 threads: Vec::new(),
             });
-            let (first_read, first_write) = match before {
-                Some(b) => (b.first_read, b.first_write),
-                None => (reading.read_bytes.unwrap_or(0), reading.write_bytes.unwrap_or(0)),
+            let (first_read, first_write, first_chars) = match before {
+                Some(b) => (b.first_read, b.first_write, b.first_chars),
+                None => (
+                    reading.read_bytes.unwrap_or(0),
+                    reading.write_bytes.unwrap_or(0),
+                    reading.read_chars.unwrap_or(0),
+                ),
             };
             next.insert(
                 reading.id.pid,
@@ -208,6 +230,8 @@ impl Meter {
                     at,
                     first_read,
                     first_write,
+                    first_chars,
+                    cpu_pct,
                 },
             );
         }
@@ -224,6 +248,7 @@ impl Meter {
         tree.top = all;
         tree.read_bytes_per_s = read_per_s;
         tree.write_bytes_per_s = write_per_s;
+        tree.read_chars_per_s = chars_per_s;
         // ns per s of wall time, in % of one thread waiting the whole time.
         tree.run_queue_delay_pct = queue_ns_per_s.map(|ns| (ns / 1e7) as f32);
         tree
@@ -288,6 +313,7 @@ mod tests {
             rss_bytes: 1,
             read_bytes: Some(read),
             write_bytes: Some(0),
+            read_chars: Some(read),
             run_queue_ns: Some(waits.iter().copied().collect()),
         }
     }

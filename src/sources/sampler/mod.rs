@@ -4,6 +4,7 @@
 //! path, and what it found is sent once as `Event::Gpus`.
 
 pub mod counters;
+pub mod files;
 pub mod gpu;
 pub mod pidns;
 pub mod system;
@@ -89,6 +90,8 @@ struct Tracked {
     meter: counters::Meter,
     /// The same for the threads of its busiest processes.
     threads: threads::ThreadMeter,
+    /// The data files its processes read, and its local cluster.
+    files: files::FileScan,
     spawned_at: Instant,
 }
 
@@ -107,8 +110,17 @@ impl Tracked {
             .filter_map(|r| Some((r.id.pid, r.run_queue_ns.clone()?)))
             .collect();
         let uptime_s = counters::uptime_s(proc_root);
+        let identities: Vec<counters::Reading> = readings
+            .iter()
+            .map(|r| counters::Reading {
+                id: r.id,
+                name: r.name.clone(),
+                ..counters::Reading::default()
+            })
+            .collect();
         let mut tree = self.meter.sample(readings, self.tree.threads(), now, uptime_s, main);
         self.threads.fill(proc_root, &mut tree, &run_queue_ns, now, uptime_s);
+        (tree.open_files, tree.cluster) = self.files.scan(proc_root, &identities, &self.meter);
         tree
     }
 }
@@ -160,6 +172,7 @@ fn sample_forever(settings: &SamplerSettings, rx: &mpsc::Receiver<Command>, even
                     tree: ProcessTree::new(pid),
                     meter: counters::Meter::default(),
                     threads: threads::ThreadMeter::default(),
+                    files: files::FileScan::default(),
                     spawned_at: at,
                 };
                 let now = Instant::now();

@@ -228,7 +228,7 @@ impl Drop for Recorder {
             return;
         }
         eprintln!(
-            "looptop: waiting up to {} s for {} (another process has it open) to record {unwritten} finished run(s)…",
+            "looptop: waiting up to {} s to write {unwritten} finished run(s) into {}…",
             EXIT_WAIT.as_secs(),
             self.path.display()
         );

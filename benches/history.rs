@@ -42,8 +42,7 @@ fn bench(dir: &Path, path: &Path) {
     );
     println!("{:<46} {:>9} {:>9} {:>9}", "operation", "min", "median", "max");
     report("open for recording (migrate, mark interrupted)", || {
-        let (recorder, _) = Recorder::start(path, dir, looptop::store::worker::Worker::InProcess, Box::new(|_| {}))
-            .expect("start recorder");
+        let (recorder, _) = Recorder::in_process(path, dir).expect("start recorder");
         drop(recorder);
     });
     report("open read-only", || drop(History::open(path).expect("open")));

@@ -432,13 +432,17 @@ impl Sink for HistorySink {
     fn load_samples(&mut self, job: usize, run_id: &str) {
         let Some(recorder) = &self.recorder else { return };
         let answers = self.answers.clone();
-        let run_id = run_id.to_string();
+        let asked = run_id.to_string();
         recorder.load_samples(
-            &run_id.clone(),
+            run_id,
             Box::new(move |samples| {
                 // Never blocks the recording thread: if the loop is flooded, the answer is
                 // dropped and selecting the run again asks again.
-                let _ = answers.try_send(Event::PastRun { job, run_id, samples });
+                let _ = answers.try_send(Event::PastRun {
+                    job,
+                    run_id: asked,
+                    samples,
+                });
             }),
         );
     }

@@ -496,13 +496,7 @@ mod tests {
     fn a_recorded_run_is_described_as_it_was_when_it_finished() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("history.duckdb");
-        let (recorder, _) = Recorder::start(
-            &path,
-            dir.path(),
-            crate::store::worker::Worker::InProcess,
-            Box::new(|_| {}),
-        )
-        .expect("start");
+        let (recorder, _) = Recorder::in_process(&path, dir.path()).expect("start");
         let run = RunIdentity {
             run_id: uuid::Uuid::now_v7().to_string(),
             job: "totals".into(),
@@ -578,13 +572,7 @@ mod tests {
     fn running_and_interrupted_runs_are_read_back_as_such_never_as_killed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("history.duckdb");
-        let (recorder, _) = Recorder::start(
-            &path,
-            dir.path(),
-            crate::store::worker::Worker::InProcess,
-            Box::new(|_| {}),
-        )
-        .expect("start");
+        let (recorder, _) = Recorder::in_process(&path, dir.path()).expect("start");
         let identity = |offset_s: u64| RunIdentity {
             run_id: uuid::Uuid::now_v7().to_string(),
             job: "train".into(),

@@ -155,6 +155,11 @@ impl Recorder {
         ))
     }
 
+    /// A recorder that writes in this process and tells no one (for tests and benchmarks).
+    pub fn in_process(path: &Path, root: &Path) -> Result<(Self, usize), StoreError> {
+        Self::start(path, root, Worker::InProcess, Box::new(|_| {}))
+    }
+
     /// The history file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -612,7 +617,7 @@ mod store_tests {
     fn a_run_is_written_running_then_completed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(".looptop/history.duckdb");
-        let (recorder, interrupted) = Recorder::start(&path, dir.path(), Worker::InProcess, quiet()).expect("start");
+        let (recorder, interrupted) = Recorder::in_process(&path, dir.path()).expect("start");
         assert_eq!(interrupted, 0);
         let run_id = uuid::Uuid::now_v7().to_string();
         let started = RunStarted {
@@ -766,11 +771,6 @@ mod store_tests {
         assert!(rx.recv_timeout(Duration::from_secs(10)).expect("answered").is_empty());
     }
 
-    /// Nobody to tell.
-    fn quiet() -> Say {
-        Box::new(|_| {})
-    }
-
     /// The samples in the history file itself (not the journal: a raw read-only connection).
     fn samples_written(path: &Path) -> i64 {
         let conn = open(path, Access::Read).expect("read");
@@ -812,7 +812,7 @@ mod store_tests {
         )
         .expect("a torn last line");
         assert!(journal::has_runs(&path));
-        let (recorder, _) = Recorder::start(&path, dir.path(), Worker::InProcess, quiet()).expect("start");
+        let (recorder, _) = Recorder::in_process(&path, dir.path()).expect("start");
         drop(recorder);
         assert!(!journal::has_runs(&path), "the journal is emptied");
         let history = History::open(&path).expect("read");
@@ -852,7 +852,7 @@ mod store_tests {
             .expect("insert");
         }
         drop(conn);
-        let (_recorder, interrupted) = Recorder::start(&path, dir.path(), Worker::InProcess, quiet()).expect("start");
+        let (_recorder, interrupted) = Recorder::in_process(&path, dir.path()).expect("start");
         assert_eq!(interrupted, 1, "only the dead looptop's run");
         let history = History::open(&path).expect("read");
         let outcomes = history
@@ -872,7 +872,7 @@ mod store_tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("history.duckdb");
         std::fs::write(&path, "precious notes, not a database\n").expect("write");
-        let error = Recorder::start(&path, dir.path(), Worker::InProcess, quiet()).expect_err("refused");
+        let error = Recorder::in_process(&path, dir.path()).expect_err("refused");
         assert!(matches!(error, StoreError::NotHistory { .. }), "{error:?}");
         assert!(error.to_string().contains(&path.display().to_string()));
         assert_eq!(
